@@ -1,0 +1,142 @@
+"""The `ipl` command: build a catalog index, list photos, mine templates."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from typing import Any
+
+from ipl_graph import offline
+from ipl_graph.errors import UserError
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ipl", description="Turn product photos into a second-hand listing.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    index = sub.add_parser("index", help="add catalog listings (JSONL) to the index")
+    index.add_argument("listings")
+    index.add_argument("--index", default=".ipl-index", help="index folder (default: .ipl-index)")
+
+    listing = sub.add_parser("list", help="write a listing for photos of one item")
+    listing.add_argument("photos", nargs="+", metavar="PHOTO")
+    listing.add_argument("--index", default=".ipl-index")
+    listing.add_argument("--hint", default="", help="what you'd tell a buyer, e.g. 'barely used'")
+    listing.add_argument("--lang", choices=["en", "zh"], default="en")
+    listing.add_argument("--json", action="store_true", help="print the listing as one JSON object")
+    listing.add_argument("--policy", default="default")
+    listing.add_argument("--generator", default="template")
+    listing.add_argument("--model", default="", help="model path or name for --generator transformers/openai")
+    listing.add_argument("--base-url", default="", help="OpenAI-compatible server URL for --generator openai")
+    listing.add_argument("--timeout", type=float, default=60.0, help="seconds before a manual draft")
+
+    mine = sub.add_parser("mine-templates", help="mine per-category attribute templates into a policy file")
+    mine.add_argument("listings", nargs="+")
+    mine.add_argument("--out", default="-", help="YAML file to write (default: stdout)")
+    mine.add_argument("--min-fill", type=float, default=0.5)
+    return p
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    from ipl_tools.index import Catalog, read_listings
+    from tqdm import tqdm
+
+    from ipl_graph import plugins
+    from ipl_graph.policies import load_policy
+
+    rows = [r for r in read_listings(args.listings) if r.get("role", "catalog") == "catalog"]
+    catalog = Catalog(args.index, create=True)
+    embedder = plugins.get("embedder", "efficientnet-lite0")
+    with tqdm(total=len(rows), unit="listing", desc="indexing", file=sys.stderr) as bar:
+        report = catalog.add_listings(rows, embedder.embed, load_policy().limits, progress=bar.update)
+    for problem in report.bad:
+        print(f"skipped {problem}", file=sys.stderr)
+    print(
+        f"added {report.added} images, {report.skipped_existing} already indexed, {len(report.bad)} skipped;"
+        f" {catalog.count()} images in {args.index}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from ipl_graph.context import Context
+    from ipl_graph.graph import graph
+    from ipl_graph.state import InputState, OutputState
+
+    context = Context(
+        index_dir=args.index, policy=args.policy, generator=args.generator, model=args.model,
+        base_url=args.base_url, generate_timeout_s=args.timeout,
+    )
+    inputs = InputState(photos=args.photos, hint=args.hint, lang=args.lang)
+    final: dict[str, Any] = {}
+    streamed = False
+    parts: Any = graph.stream(inputs, context=context, stream_mode=["messages", "values"])
+    for mode, chunk in parts:
+        if mode == "values":
+            final = chunk
+        elif not args.json and chunk[1].get("langgraph_node") == "generate":
+            print(chunk[0].content, end="", flush=True)
+            streamed = True
+    listing = {f.name: final.get(f.name) for f in dataclasses.fields(OutputState)}
+    if args.json:
+        print(json.dumps(listing, ensure_ascii=False, indent=2))
+        return 0
+    if streamed:
+        print("\n")
+    print(_summary(listing))
+    return 0
+
+
+def _summary(listing: dict[str, Any]) -> str:
+    lines = [f"Title:       {listing['title']}"]
+    lines.append(f"Category:    {listing['category'] or '(not sure)'} ({listing['category_confidence']:.2f})")
+    for name, value in listing["attributes"].items():
+        lines.append(f"  {name}: {value}    [{listing['evidence'].get(name)}]")
+    lines.append(f"Description: {listing['description']}")
+    if listing["references"]:
+        lines.append("References:  " + ", ".join(f"{r['id']} ({r['similarity']:.2f})" for r in listing["references"]))
+    if listing["degraded"]:
+        lines.append(f"Note:        {listing['degraded']}")
+    return "\n".join(lines)
+
+
+def cmd_mine_templates(args: argparse.Namespace) -> int:
+    import yaml
+    from ipl_tools.index import read_listings
+
+    from ipl_graph.mining import mine_templates
+
+    rows = [r for path in args.listings for r in read_listings(path) if r.get("role", "catalog") == "catalog"]
+    mined = mine_templates(rows, args.min_fill)
+    text = "# Mined by `ipl mine-templates` from catalog rows; edit freely.\n" + yaml.safe_dump(
+        mined, allow_unicode=True, sort_keys=False
+    )
+    if args.out == "-":
+        print(text, end="")
+    else:
+        with open(args.out, "w", encoding="utf-8") as f:
+            f.write(text)
+        print(f"{len(mined['categories'])} category templates written to {args.out}", file=sys.stderr)
+    return 0
+
+
+COMMANDS = {"index": cmd_index, "list": cmd_list, "mine-templates": cmd_mine_templates}
+
+
+def main(argv: list[str] | None = None) -> int:
+    offline.apply()
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UserError as exc:
+        print(f"ipl: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Run-time knobs. Each run names its backends by string; plugins resolve the names."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(kw_only=True)
+class Context:
+    index_dir: str = field(
+        default=".ipl-index",
+        metadata={"description": "Folder of the persistent Chroma catalog index."},
+    )
+    policy: str = field(
+        default="default",
+        metadata={"description": "Policy name (a file in policies/) or a path to a policy YAML."},
+    )
+    embedder: str = field(
+        default="efficientnet-lite0",
+        metadata={"description": "Image embedder plugin used for categorize and visual search."},
+    )
+    ocr: str = field(default="rapidocr", metadata={"description": "OCR plugin; 'none' disables OCR."})
+    nudity: str = field(
+        default="auto",
+        metadata={"description": "Nudity detector plugin: 'nudenet' (optional extra), 'none', or 'auto'."},
+    )
+    categorizer: str = field(default="knn-vote", metadata={"description": "Category plugin."})
+    searcher: str = field(default="chroma", metadata={"description": "Visual-search plugin."})
+    extractor: str = field(default="evidence", metadata={"description": "Attribute-extraction plugin."})
+    generator: str = field(
+        default="template",
+        metadata={"description": "Chat-model plugin that writes the description: template, transformers, openai."},
+    )
+    model: str = field(default="", metadata={"description": "Model path or name for model-backed generators."})
+    base_url: str = field(default="", metadata={"description": "OpenAI-compatible server URL for 'openai'."})
+    generate_timeout_s: float = field(
+        default=60.0, metadata={"description": "Seconds before generation is abandoned for a manual draft."}
+    )
+    top_k: int = field(default=10, metadata={"description": "Catalog neighbours fetched per query."})
+    confirm: bool = field(
+        default=False,
+        metadata={"description": "Interrupt after attribute extraction so the seller confirms or edits."},
+    )

@@ -1,0 +1,17 @@
+"""User-facing errors: a mistake the user can fix gets one clear line, never a traceback."""
+
+
+class UserError(Exception):
+    """A problem with the user's input or setup; the CLI prints it as one line and exits 2."""
+
+
+class PhotoError(UserError):
+    """A photo that cannot be read: missing, not an image, truncated, or too large."""
+
+
+class IndexMissingError(UserError):
+    """The catalog index does not exist or is empty."""
+
+
+class UnknownBackendError(UserError):
+    """A Context names a backend no plugin registered."""

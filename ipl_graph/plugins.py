@@ -1,0 +1,74 @@
+"""The plugin manager: built-ins and entry-point plugins, and lookup of a backend by name."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import pluggy
+
+from ipl_graph import hookspecs
+from ipl_graph.errors import UnknownBackendError
+
+KINDS = {
+    "embedder": "register_embedders",
+    "ocr": "register_ocr_engines",
+    "nudity": "register_nudity_detectors",
+    "categorizer": "register_categorizers",
+    "searcher": "register_searchers",
+    "extractor": "register_extractors",
+    "generator": "register_generators",
+}
+
+pm = pluggy.PluginManager("ipl")
+pm.add_hookspecs(hookspecs)
+_lock = threading.RLock()
+_loaded = False
+_instances: dict[tuple[str, str, Hashable], Any] = {}
+
+
+def _ensure_loaded() -> None:
+    global _loaded
+    with _lock:
+        if _loaded:
+            return
+        from ipl_graph import builtins
+
+        pm.register(builtins, name="ipl.builtins")
+        pm.load_setuptools_entrypoints("ipl")
+        _loaded = True
+
+
+def factories(kind: str) -> dict[str, Callable[..., Any]]:
+    """All registered factories of one kind, by name."""
+    _ensure_loaded()
+    found: dict[str, Callable[..., Any]] = {}
+    getattr(pm.hook, KINDS[kind])(register=lambda name, factory: found.__setitem__(name, factory))
+    return found
+
+
+def get(kind: str, name: str, *args: Hashable) -> Any:
+    """The backend `name` of `kind`, built once per distinct args; unknown names list the known ones."""
+    with _lock:
+        key = (kind, name, args)
+        if key not in _instances:
+            known = factories(kind)
+            if name not in known:
+                raise UnknownBackendError(
+                    f"unknown {kind} {name!r}; known: {', '.join(sorted(known)) or 'none'}"
+                )
+            _instances[key] = known[name](*args)
+        return _instances[key]
+
+
+def register(plugin: object, name: str | None = None) -> str | None:
+    """Register a plugin object (tests and embedding apps); returns its name for `unregister`."""
+    _ensure_loaded()
+    _instances.clear()
+    return pm.register(plugin, name=name)
+
+
+def unregister(name: str) -> None:
+    pm.unregister(name=name)
+    _instances.clear()

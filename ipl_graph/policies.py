@@ -1,0 +1,100 @@
+"""Load and validate policy files from the wheel's `ipl_policies` package or a path."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError
+
+from ipl_graph.errors import UserError
+
+
+class Thresholds(BaseModel):
+    category_min_confidence: float = Field(ge=0, le=1)
+    spu_gate: float = Field(ge=-1, le=1)
+    max_references: int = Field(ge=0)
+
+
+class Limits(BaseModel):
+    max_photos: int = Field(gt=0)
+    max_photo_bytes: int = Field(gt=0)
+    max_photo_pixels: int = Field(gt=0)
+    max_title_chars: int = Field(gt=0)
+    max_description_chars: int = Field(gt=0)
+
+
+class SafetyPolicy(BaseModel):
+    guidance: str
+    prohibited_keywords: list[str] = Field(default_factory=list)
+    prohibited_categories: list[str] = Field(default_factory=list)
+
+
+class ModerationPolicy(BaseModel):
+    banned_terms: list[str] = Field(default_factory=list)
+    contact_patterns: bool = True
+    boilerplate: list[str] = Field(default_factory=list)
+
+
+class Disclosure(BaseModel):
+    enabled: bool = False
+    text: dict[str, str] = Field(default_factory=dict)
+
+
+class Templates(BaseModel):
+    """Per-category attribute templates, as mined by `ipl mine-templates` and edited by hand."""
+
+    generic: list[str] = Field(default_factory=list)
+    categories: dict[str, list[str]] = Field(default_factory=dict)
+
+    def for_category(self, category: str | None) -> tuple[list[str], bool]:
+        """The category's attributes in order, and whether the generic template stood in."""
+        if category is not None:
+            for name, attrs in self.categories.items():
+                if name.casefold() == category.casefold():
+                    return attrs, False
+        return self.generic, True
+
+
+class Policy(BaseModel):
+    thresholds: Thresholds
+    limits: Limits
+    safety: SafetyPolicy
+    moderation: ModerationPolicy
+    disclosure: Disclosure = Field(default_factory=Disclosure)
+    templates: Templates
+
+
+def _read_yaml(name_or_path: str) -> tuple[dict, Path | None]:
+    path = Path(name_or_path)
+    if path.suffix in {".yaml", ".yml"} and path.exists():
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}, path.parent
+    resource = resources.files("ipl_policies").joinpath(f"{name_or_path}.yaml")
+    if not resource.is_file():
+        resource = resources.files("ipl_policies").joinpath(name_or_path)
+    if not resource.is_file():
+        raise UserError(f"policy {name_or_path!r} not found (a name in policies/ or a .yaml path)")
+    return yaml.safe_load(resource.read_text(encoding="utf-8")) or {}, None
+
+
+def load_policy(name_or_path: str = "default") -> Policy:
+    """The validated policy; `templates:` may name a second YAML file beside it. A policy file
+    edited on disk is read again."""
+    path = Path(name_or_path)
+    return _load_policy(name_or_path, path.stat().st_mtime_ns if path.is_file() else 0)
+
+
+@lru_cache(maxsize=16)
+def _load_policy(name_or_path: str, mtime_ns: int) -> Policy:
+    raw, folder = _read_yaml(name_or_path)
+    templates = raw.get("templates", {})
+    if isinstance(templates, str):
+        templates, _ = _read_yaml(str(folder / templates) if folder else templates)
+    try:
+        return Policy.model_validate({**raw, "templates": templates})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise UserError(f"policy {name_or_path!r} is invalid at {where}: {first['msg']}") from None

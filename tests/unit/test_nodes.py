@@ -1,0 +1,104 @@
+"""Each node on its own, with the real small models and the real Chroma index of the sample catalog."""
+
+from __future__ import annotations
+
+from helpers import QUERIES, apply, runtime, write_policy
+from ipl_tools.attributes import EvidenceExtractor, extract_attributes
+from ipl_tools.categorize import categorize
+from ipl_tools.gate import gate_matches
+from ipl_tools.safety import check_safety
+from ipl_tools.search import search_similar
+from ipl_tools.template import fetch_template
+
+from ipl_graph.context import Context
+from ipl_graph.state import State
+
+BANANA = str(QUERIES / "Banana_001.jpg")
+JUICE = str(QUERIES / "Bravo-Apple-Juice_001.jpg")
+
+
+def run_until(node, photo: str, ctx: Context, hint: str = "") -> State:
+    state = State(photos=[photo], hint=hint)
+    for step in (check_safety, categorize, search_similar, gate_matches, extract_attributes, fetch_template):
+        state = apply(state, step(state, runtime(ctx)))
+        if step is node:
+            return state
+    raise AssertionError("node not in the pipeline")
+
+
+def test_check_safety_reads_photo_and_passes_a_banana(ctx):
+    state = run_until(check_safety, BANANA, ctx)
+    assert state.safety["safe"] is True
+    assert state.images[0]["sha256"] and state.images[0]["width"] > 0
+
+
+def test_check_safety_stops_prohibited_goods_in_the_hint(ctx):
+    state = run_until(check_safety, BANANA, ctx, hint="comes with a replica pistol")
+    assert state.safety["safe"] is False
+    assert "pistol" in state.safety["reason"] or "replica" in state.safety["reason"]
+    assert state.degraded == "unsafe" and state.description == state.safety["guidance"]
+
+
+def test_categorize_votes_the_right_category(ctx):
+    state = run_until(categorize, BANANA, ctx)
+    assert state.category == "Banana"
+    assert 0.35 <= state.category_confidence <= 1.0
+
+
+def test_search_finds_the_identical_product_first(ctx):
+    state = run_until(search_similar, BANANA, ctx)
+    sims = [n["similarity"] for n in state.neighbours]
+    assert sims == sorted(sims, reverse=True)
+    assert state.neighbours[0]["spu"] == "grocery_6"  # Banana
+    assert len(state.neighbours) == ctx.top_k
+
+
+def test_gate_trusts_only_hits_above_the_policy_threshold(ctx, tmp_path):
+    state = run_until(search_similar, BANANA, ctx)
+    top = state.neighbours[0]["similarity"]
+    strict = Context(index_dir=ctx.index_dir, policy=write_policy(tmp_path, thresholds={"spu_gate": top + 0.01}))
+    assert gate_matches(state, runtime(strict))["trusted"] == []
+    loose = Context(index_dir=ctx.index_dir, policy=write_policy(tmp_path, thresholds={"spu_gate": top - 0.001}))
+    update = gate_matches(state, runtime(loose))
+    assert [r["id"] for r in update["references"]] == [state.neighbours[0]["id"]]
+
+
+def test_references_vote_by_similarity_and_need_agreement():
+    from ipl_graph.schemas import Neighbour
+
+    refs = [
+        Neighbour(id="a", similarity=0.9, attributes={"Brand": "Arla", "Colour": "White"}),
+        Neighbour(id="b", similarity=0.85, attributes={"Brand": "Arla", "Colour": "Blue"}),
+        Neighbour(id="c", similarity=0.8, attributes={"Brand": "Garant"}),
+    ]
+    found = EvidenceExtractor().from_references(refs)
+    assert found["Brand"].value == "Arla" and found["Brand"].source == "reference:a"
+    assert "Colour" not in found  # White holds 0.9 of 2.55: no agreement, no value
+
+
+def test_brand_read_off_the_packaging_must_be_known_to_the_catalog():
+    from ipl_graph.schemas import Neighbour
+
+    near = [Neighbour(id="x", similarity=0.6, attributes={"Brand": "Bravo"})]
+    extractor = EvidenceExtractor()
+    brand = extractor.brand_from_ocr(["88R", "BRAVO", "APPLE JUICE"], near)
+    assert brand is not None and brand.value == "Bravo" and brand.source == "ocr:BRAVO"
+    assert extractor.brand_from_ocr(["TROPICANA"], near) is None
+
+
+def test_extract_states_nothing_without_evidence(ctx, tmp_path):
+    strict = Context(index_dir=ctx.index_dir, policy=write_policy(tmp_path, thresholds={"spu_gate": 1.0}))
+    state = run_until(extract_attributes, BANANA, strict)
+    assert state.trusted == []
+    assert set(state.attributes) == set(state.evidence)
+    assert all(source in ("photo",) or source.startswith("ocr:") for source in state.evidence.values())
+
+
+def test_fetch_template_known_category_and_generic_fallback(ctx, tmp_path):
+    state = run_until(fetch_template, JUICE, ctx)
+    assert state.template == {"category": "Juice", "attributes": ["Brand"], "generic": False}
+    abstain = Context(index_dir=ctx.index_dir,
+                      policy=write_policy(tmp_path, thresholds={"category_min_confidence": 1.0}))
+    state = run_until(fetch_template, JUICE, abstain)
+    assert state.category is None
+    assert state.template["generic"] is True and state.template["attributes"][0] == "Brand"

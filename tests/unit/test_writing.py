@@ -1,0 +1,93 @@
+"""The template writer, moderation and truncation: pure text, no models."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from helpers import runtime
+from langchain_core.messages import HumanMessage
+
+from ipl_graph.context import Context
+from ipl_graph.policies import load_policy
+from ipl_graph.state import State
+from ipl_tools.moderation import first_violation, moderate_stream
+from ipl_tools.template_writer import TemplateChatModel, compose_title, write
+from ipl_tools.truncate import cut
+
+FACTS = {"lang": "en", "mode": "image_template", "category": "Tshirts", "product": None,
+         "attributes": [["Brand", "Nike"], ["Colour", "White"], ["Gender", "Men"]], "seller_note": "worn twice"}
+
+
+def test_writer_states_every_given_attribute_in_order_and_nothing_else():
+    text = write(FACTS)
+    assert text.index("Nike") < text.index("white") < text.index("men")
+    assert "worn twice" in text
+    bare = write({**FACTS, "attributes": [], "seller_note": ""})
+    assert "Nike" not in bare and "white" not in bare.lower().replace("photos", "")
+    assert "photos" in bare  # no note: condition is what the photos show, not a claim
+
+
+def test_writer_phrasing_varies_across_listings_but_is_stable():
+    texts = {write({**FACTS, "category": c}) for c in ["Tshirts", "Shirts", "Jeans", "Tops", "Skirts", "Shorts"]}
+    openers = {t.split()[0] for t in texts}
+    assert len(openers) > 1
+    assert write(FACTS) == write(FACTS)
+
+
+def test_writer_chinese():
+    text = write({**FACTS, "lang": "zh"})
+    assert "品牌Nike" in text and "成色：worn twice" in text
+
+
+def test_template_model_streams_tokens_that_add_up():
+    model = TemplateChatModel()
+    message = [HumanMessage(f"write\n```json\n{json.dumps(FACTS)}\n```")]
+    chunks = [c.content for c in model.stream(message)]
+    assert len(chunks) > 5
+    assert "".join(chunks) == model.invoke(message).content == write(FACTS)
+
+
+def test_title_prefers_the_identical_products_name():
+    assert compose_title(FACTS) == "Nike White Tshirts"
+    assert compose_title({**FACTS, "product": "Nike Dri-Fit Tee"}) == "Nike Dri-Fit Tee"
+
+
+@pytest.mark.parametrize(
+    "text, reason, bad_from",
+    [
+        ("Great shoes. Call me on +44 7700 900123 anytime.", "phone number", "Call"),
+        ("Nice bag. Mail me at seller@example.com.", "e-mail address", "Mail"),
+        ("Cute top. Add my WeChat: abc_12345 please.", "messenger id", "Add"),
+        ("As an AI, I cannot see the photo. It is a bag.", "boilerplate", "As an AI"),
+        ("Lovely watch. Guaranteed authentic!", "banned term", "Guaranteed"),
+        ("好东西。加我微信详聊。", "contact details", "加我"),
+        ("Barely used, selling the heroin kit.", "prohibited item", "Barely"),
+    ],
+)
+def test_moderation_finds_the_first_bad_sentence(text, reason, bad_from):
+    offset, why = first_violation(text, load_policy())
+    assert reason in why
+    assert offset == text.index(bad_from)
+
+
+def test_moderation_passes_clean_text():
+    assert first_violation("Selling my Arla milk. Condition as in the photos.", load_policy()) is None
+
+
+def test_moderation_keeps_the_safe_part_and_flags(sample_index):
+    state = State(photos=[], description="Selling my jacket. Text me on 0712 345 6789. Thanks.")
+    update = moderate_stream(state, runtime(Context(index_dir=sample_index)))
+    assert update["description"] == "Selling my jacket."
+    assert update["moderation"]["passed"] is False and update["moderation"]["cut_at"] == 19
+    assert "contact details" in update["degraded"]
+
+
+def test_cut_at_sentence_word_and_never_inside_a_number():
+    assert cut("One. Two three.", 100) == "One. Two three."
+    assert cut("First sentence here. Second one is long.", 30) == "First sentence here."
+    assert cut("A long line without a stop 123456789", 33) == "A long line without a stop..."
+    chinese = "这是一件很好的衣服没有任何问题价格12345元可以小刀"
+    short = cut(chinese, 20)
+    assert len(short) <= 20 and short.endswith("…") and "1234" not in short[:-1][-3:]
+    assert cut("一二三。四五六七八九十。", 8) == "一二三。"

@@ -1,0 +1,119 @@
+"""generate: write the description with the Context's generator (a LangChain chat model), streaming.
+
+The instruction follows the seed's three types, picked by what the graph found: image only; image +
+attribute template; image + template + reference values. A generator that fails or runs past the
+Context's timeout yields a draft from the known facts, flagged for the seller to edit by hand.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextvars
+import json
+import queue
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from ipl_tools.template_writer import compose_title, write
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+from langgraph.runtime import Runtime
+
+from ipl_graph import plugins
+from ipl_graph.context import Context
+from ipl_graph.prompts import render
+from ipl_graph.state import State
+
+LANGUAGES = {"en": "English", "zh": "Simplified Chinese"}
+
+
+def facts_of(state: State) -> dict[str, Any]:
+    """Everything the description may state, and nothing else."""
+    product = state.trusted[0]["title"] if state.trusted else None
+    return {
+        "lang": state.lang,
+        "mode": mode_of(state),
+        "category": state.category,
+        "product": product,
+        "attributes": [[n, v] for n, v in state.attributes.items()],
+        "seller_note": state.hint.strip(),
+    }
+
+
+def mode_of(state: State) -> str:
+    if state.trusted:
+        return "image_template_refs"
+    return "image_template" if state.category else "image_only"
+
+
+def build_messages(state: State, with_images: bool) -> list[BaseMessage]:
+    facts = facts_of(state)
+    mode = facts["mode"]
+    note = facts["seller_note"] or "(none)"
+    facts_json = json.dumps(facts, ensure_ascii=False)
+    template = ", ".join((state.template or {}).get("attributes") or []) or "(none)"
+    if mode == "image_only":
+        text = render("image_only", seller_note=note, facts=facts_json)
+    elif mode == "image_template":
+        text = render("image_template", category=state.category, attributes=template, seller_note=note,
+                      facts=facts_json)
+    else:
+        refs = "\n".join(
+            f"- {r.get('title') or r['id']}: {json.dumps(r.get('attributes') or {}, ensure_ascii=False)}"
+            for r in state.trusted
+        )
+        text = render("image_template_refs", category=state.category or "item", attributes=template,
+                      references=refs, seller_note=note, facts=facts_json)
+    content: list[str | dict[str, Any]] = [{"type": "text", "text": text}]
+    if with_images:
+        for image in state.images:
+            data = base64.b64encode(Path(image["path"]).read_bytes()).decode()
+            content.append({"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{data}"}})
+    return [SystemMessage(render("system", language=LANGUAGES[state.lang])), HumanMessage(content=content)]
+
+
+def stream_text(model: Any, messages: list[BaseMessage], timeout_s: float) -> str:
+    """Stream the model's reply on a worker thread (keeping the run's callbacks) within `timeout_s`."""
+    chunks: queue.Queue[tuple[str, Any]] = queue.Queue()
+    ctx = contextvars.copy_context()
+
+    def work() -> None:
+        try:
+            for chunk in model.stream(messages):
+                chunks.put(("chunk", chunk.content))
+            chunks.put(("done", None))
+        except Exception as exc:  # reported to the graph as a degraded draft, not raised
+            chunks.put(("error", exc))
+
+    threading.Thread(target=lambda: ctx.run(work), daemon=True).start()
+    deadline = time.monotonic() + timeout_s
+    parts: list[str] = []
+    while True:
+        try:
+            kind, value = chunks.get(timeout=max(deadline - time.monotonic(), 0.0))
+        except queue.Empty:
+            raise TimeoutError(f"no complete reply within {timeout_s:g} s") from None
+        if kind == "done":
+            return "".join(parts).strip()
+        if kind == "error":
+            raise value
+        parts.append(value if isinstance(value, str) else "".join(
+            p.get("text", "") for p in value if isinstance(p, dict)
+        ))
+
+
+def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    ctx = runtime.context
+    facts = facts_of(state)
+    model = plugins.get("generator", ctx.generator, ctx.model, ctx.base_url)
+    messages = build_messages(state, with_images=getattr(model, "multimodal", False))
+    update: dict[str, Any] = {"mode": facts["mode"], "title": compose_title(facts), "generator": ctx.generator}
+    try:
+        text = stream_text(model, messages, ctx.generate_timeout_s)
+        if not text:
+            raise ValueError("the generator returned no text")
+    except Exception as exc:
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+        return update | {"description": write(facts), "degraded": f"generator failed ({reason}); edit by hand"}
+    return update | {"description": text}

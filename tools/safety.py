@@ -1,0 +1,98 @@
+"""check_safety: read the photos, then screen them for nudity and prohibited goods.
+
+Prohibited goods are a policy list matched against OCR text and the seller's hint (and, after
+categorize, the category). NudeNet is an optional extra (AGPL-3.0): `pip install 'ipl[nudity]'`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from typing import Any
+
+from ipl_tools.photos import resolve
+from langgraph.runtime import Runtime
+
+from ipl_graph import plugins
+from ipl_graph.context import Context
+from ipl_graph.errors import PhotoError
+from ipl_graph.policies import SafetyPolicy, load_policy
+from ipl_graph.schemas import Photo, SafetyVerdict
+from ipl_graph.state import OutputState, State
+
+EXPOSED = {
+    "FEMALE_GENITALIA_EXPOSED", "MALE_GENITALIA_EXPOSED", "FEMALE_BREAST_EXPOSED",
+    "ANUS_EXPOSED", "BUTTOCKS_EXPOSED",
+}
+MIN_NUDITY_SCORE = 0.5
+
+
+class NudeNetDetector:
+    name = "nudenet"
+
+    def __init__(self) -> None:
+        from nudenet import NudeDetector
+
+        self._detector = NudeDetector()
+
+    def detect(self, photo: Photo) -> list[str]:
+        found = self._detector.detect(photo.path)
+        return sorted({d["class"] for d in found if d["class"] in EXPOSED and d["score"] >= MIN_NUDITY_SCORE})
+
+
+class NoNudityCheck:
+    name = "none"
+
+    def detect(self, photo: Photo) -> list[str]:
+        return []
+
+
+def auto_detector() -> Any:
+    """NudeNet when the optional extra is installed, otherwise no nudity check (said in the verdict)."""
+    try:
+        return NudeNetDetector()
+    except ImportError:
+        return NoNudityCheck()
+
+
+def find_prohibited(texts: list[str], policy: SafetyPolicy) -> str | None:
+    """The first prohibited keyword in `texts`: whole words for Latin script, substrings for CJK."""
+    haystack = " ".join(texts).casefold()
+    for keyword in policy.prohibited_keywords:
+        k = keyword.casefold()
+        if k.isascii():
+            if re.search(rf"(?<![a-z0-9]){re.escape(k)}(?![a-z0-9])", haystack):
+                return keyword
+        elif k in haystack:
+            return keyword
+    return None
+
+
+def unsafe(reason: str, policy: SafetyPolicy, checks: list[str]) -> dict[str, Any]:
+    verdict = SafetyVerdict(safe=False, reason=reason, guidance=policy.guidance, checks=checks)
+    return {"safety": verdict.model_dump(), "degraded": "unsafe", "description": policy.guidance}
+
+
+def check_safety(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    ctx = runtime.context
+    policy = load_policy(ctx.policy)
+    if not state.photos:
+        raise PhotoError("no photos given")
+    if len(state.photos) > policy.limits.max_photos:
+        raise PhotoError(f"{len(state.photos)} photos is over the limit of {policy.limits.max_photos}")
+    photos = [resolve(ref, policy.limits) for ref in state.photos]
+    ocr = plugins.get("ocr", ctx.ocr)
+    lines = [line for photo in photos for line in ocr.read(photo)]
+    nudity = plugins.get("nudity", ctx.nudity)
+    checks = [f"nudity:{nudity.name}", f"ocr:{ocr.name}", "prohibited-keywords"]
+    # Every output key is written once here, so a listing always has all of them, even unsafe ones.
+    blank = {f.name: getattr(OutputState(), f.name) for f in dataclasses.fields(OutputState)}
+    update: dict[str, Any] = blank | {"images": [p.model_dump() for p in photos], "ocr_text": lines}
+    for photo in photos:
+        labels = nudity.detect(photo)
+        if labels:
+            return update | unsafe(f"nudity ({', '.join(labels)})", policy.safety, checks)
+    keyword = find_prohibited([*lines, state.hint], policy.safety)
+    if keyword:
+        return update | unsafe(f"prohibited item: {keyword!r}", policy.safety, checks)
+    return update | {"safety": SafetyVerdict(safe=True, checks=checks).model_dump()}
