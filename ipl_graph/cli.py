@@ -40,11 +40,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_index(args: argparse.Namespace) -> int:
-    from ipl_tools.index import Catalog, read_listings
     from tqdm import tqdm
 
     from ipl_graph import plugins
     from ipl_graph.policies import load_policy
+    from ipl_tools.index import Catalog, read_listings
 
     rows = [r for r in read_listings(args.listings) if r.get("role", "catalog") == "catalog"]
     catalog = Catalog(args.index, create=True)
@@ -105,9 +105,9 @@ def _summary(listing: dict[str, Any]) -> str:
 
 def cmd_mine_templates(args: argparse.Namespace) -> int:
     import yaml
-    from ipl_tools.index import read_listings
 
     from ipl_graph.mining import mine_templates
+    from ipl_tools.index import read_listings
 
     rows = [r for path in args.listings for r in read_listings(path) if r.get("role", "catalog") == "catalog"]
     mined = mine_templates(rows, args.min_fill)

@@ -11,6 +11,11 @@ from __future__ import annotations
 
 from typing import Literal
 
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import RetryPolicy
+
+from ipl_graph.context import Context
+from ipl_graph.state import InputState, OutputState, State
 from ipl_tools.attributes import extract_attributes
 from ipl_tools.categorize import categorize
 from ipl_tools.gate import gate_matches
@@ -20,11 +25,6 @@ from ipl_tools.safety import check_safety
 from ipl_tools.search import search_similar
 from ipl_tools.template import fetch_template
 from ipl_tools.truncate import truncate
-from langgraph.graph import END, START, StateGraph
-from langgraph.types import RetryPolicy
-
-from ipl_graph.context import Context
-from ipl_graph.state import InputState, OutputState, State
 
 
 def route_after_check_safety(state: State) -> Literal["categorize", "__end__"]:

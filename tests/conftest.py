@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from helpers import SAMPLE
 
+from helpers import SAMPLE
 from ipl_graph import offline
 from ipl_graph.context import Context
 from ipl_graph.policies import load_policy
@@ -15,9 +15,8 @@ offline.apply()  # setdefault only: the test run must not call home
 
 @pytest.fixture(scope="session")
 def sample_index(tmp_path_factory) -> str:
-    from ipl_tools.index import Catalog, read_listings
-
     from ipl_graph import plugins
+    from ipl_tools.index import Catalog, read_listings
 
     directory = tmp_path_factory.mktemp("index")
     catalog = Catalog(directory, create=True)

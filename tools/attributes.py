@@ -11,14 +11,14 @@ import re
 from collections import defaultdict
 from typing import Any
 
-from ipl_tools.colour import dominant_colour
-from ipl_tools.photos import load_rgb
 from langgraph.runtime import Runtime
 
 from ipl_graph import plugins
 from ipl_graph.context import Context
 from ipl_graph.schemas import AttributeValue, Neighbour, Photo
 from ipl_graph.state import State
+from ipl_tools.colour import dominant_colour
+from ipl_tools.photos import load_rgb
 
 MIN_AGREEMENT = 0.5
 MIN_COLOUR_SHARE = 0.45

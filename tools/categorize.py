@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from ipl_tools.safety import unsafe
-from ipl_tools.search import photos_of, searcher_for
 from langgraph.runtime import Runtime
 
 from ipl_graph import plugins
@@ -14,6 +12,8 @@ from ipl_graph.context import Context
 from ipl_graph.policies import load_policy
 from ipl_graph.schemas import CategoryGuess, Neighbour
 from ipl_graph.state import State
+from ipl_tools.safety import unsafe
+from ipl_tools.search import photos_of, searcher_for
 
 
 class KnnVote:

@@ -16,10 +16,10 @@ from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
-from ipl_tools.photos import load_rgb
 from PIL import Image
 
 from ipl_graph.schemas import Photo
+from ipl_tools.photos import load_rgb
 
 log = logging.getLogger(__name__)
 

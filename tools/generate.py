@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ipl_tools.template_writer import compose_title, write
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
 
@@ -24,6 +23,7 @@ from ipl_graph import plugins
 from ipl_graph.context import Context
 from ipl_graph.prompts import render
 from ipl_graph.state import State
+from ipl_tools.template_writer import compose_title, write
 
 LANGUAGES = {"en": "English", "zh": "Simplified Chinese"}
 

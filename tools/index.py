@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ipl_tools.photos import resolve
 
 from ipl_graph.errors import IndexMissingError, PhotoError, UserError
 from ipl_graph.policies import Limits
 from ipl_graph.schemas import Neighbour, Photo
+from ipl_tools.photos import resolve
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 log = logging.getLogger(__name__)

@@ -9,15 +9,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from ipl_tools.generate import facts_of
-from ipl_tools.safety import find_prohibited
-from ipl_tools.template_writer import write
 from langgraph.runtime import Runtime
 
 from ipl_graph.context import Context
 from ipl_graph.policies import Policy, load_policy
 from ipl_graph.schemas import Moderation
 from ipl_graph.state import State
+from ipl_tools.generate import facts_of
+from ipl_tools.safety import find_prohibited
+from ipl_tools.template_writer import write
 
 SENTENCE = re.compile(r".+?(?:[.!?](?=\s|$)|[。！？]|$)\s*", re.S)
 CONTACT = {

@@ -6,10 +6,10 @@ import threading
 from functools import lru_cache
 
 import numpy as np
-from ipl_tools.photos import load_rgb
 from PIL import Image
 
 from ipl_graph.schemas import Photo
+from ipl_tools.photos import load_rgb
 
 MIN_SCORE = 0.6
 OCR_SIDE = 768

@@ -10,7 +10,6 @@ import dataclasses
 import re
 from typing import Any
 
-from ipl_tools.photos import resolve
 from langgraph.runtime import Runtime
 
 from ipl_graph import plugins
@@ -19,6 +18,7 @@ from ipl_graph.errors import PhotoError
 from ipl_graph.policies import SafetyPolicy, load_policy
 from ipl_graph.schemas import Photo, SafetyVerdict
 from ipl_graph.state import OutputState, State
+from ipl_tools.photos import resolve
 
 EXPOSED = {
     "FEMALE_GENITALIA_EXPOSED", "MALE_GENITALIA_EXPOSED", "FEMALE_BREAST_EXPOSED",

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-from ipl_tools.index import Catalog
 from langgraph.runtime import Runtime
 
 from ipl_graph import plugins
 from ipl_graph.context import Context
 from ipl_graph.schemas import Neighbour, Photo
 from ipl_graph.state import State
+from ipl_tools.index import Catalog
 
 
 class ChromaSearcher:

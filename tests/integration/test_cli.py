@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import QUERIES, SAMPLE
 from PIL import Image
+
+from helpers import QUERIES, SAMPLE
 
 IPL = [sys.executable, "-m", "ipl_graph.cli"]
 KEYS = {"category", "category_confidence", "attributes", "evidence", "title", "description", "references",

@@ -6,9 +6,9 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import QUERIES, write_policy
 from langchain_core.language_models import GenericFakeChatModel
 
+from helpers import QUERIES, write_policy
 from ipl_graph import plugins
 from ipl_graph.context import Context
 from ipl_graph.graph import graph, route_after_categorize, route_after_check_safety
@@ -56,7 +56,8 @@ def test_unsafe_photo_ends_with_guidance(ctx):
 
 
 def test_no_confident_category_uses_generic_template(ctx, tmp_path):
-    abstain = Context(index_dir=ctx.index_dir, policy=write_policy(tmp_path, thresholds={"category_min_confidence": 1.0}))
+    policy = write_policy(tmp_path, thresholds={"category_min_confidence": 1.0})
+    abstain = Context(index_dir=ctx.index_dir, policy=policy)
     steps = list(graph.stream({"photos": [JUICE]}, context=abstain, stream_mode="values"))
     assert steps[-1]["category"] is None and steps[-1]["template"]["generic"] is True
     assert steps[-1]["mode"] in ("image_only", "image_template_refs")

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 from helpers import QUERIES, apply, runtime, write_policy
+from ipl_graph.context import Context
+from ipl_graph.state import State
 from ipl_tools.attributes import EvidenceExtractor, extract_attributes
 from ipl_tools.categorize import categorize
 from ipl_tools.gate import gate_matches
 from ipl_tools.safety import check_safety
 from ipl_tools.search import search_similar
 from ipl_tools.template import fetch_template
-
-from ipl_graph.context import Context
-from ipl_graph.state import State
 
 BANANA = str(QUERIES / "Banana_001.jpg")
 JUICE = str(QUERIES / "Bravo-Apple-Juice_001.jpg")

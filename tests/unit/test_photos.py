@@ -5,11 +5,11 @@ from __future__ import annotations
 import base64
 
 import pytest
-from ipl_tools.photos import resolve
 from PIL import Image
 
 from ipl_graph.errors import PhotoError
 from ipl_graph.policies import load_policy
+from ipl_tools.photos import resolve
 
 LIMITS = load_policy().limits
 

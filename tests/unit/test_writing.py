@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from helpers import runtime
 from langchain_core.messages import HumanMessage
 
+from helpers import runtime
 from ipl_graph.context import Context
 from ipl_graph.policies import load_policy
 from ipl_graph.state import State
