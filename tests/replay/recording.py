@@ -1,0 +1,90 @@
+"""Record graph runs as JSONL (`stream_mode="updates"`) and read them back.
+
+Line 1 is a header: {"inputs", "context", "versions"}; every further line is one step,
+{"node": name, "update": {...}}. Paths under the repository are stored as `<root>/...` so a
+recording replays from any checkout. Regenerate all recordings with
+`python tests/replay/recording.py` after an intended behaviour change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+RECORDINGS = Path(__file__).resolve().parent / "recordings"
+PACKAGES = ["ipl", "langgraph", "langchain-core", "chromadb", "onnxruntime", "rapidocr-onnxruntime"]
+
+# name -> (inputs, context overrides): the runs the replay tests pin down.
+CASES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "banana_en": ({"photos": ["<root>/samples/grocery/queries/Banana_001.jpg"], "hint": "ripe, from my garden"}, {}),
+    "juice_zh": ({"photos": ["<root>/samples/grocery/queries/Bravo-Apple-Juice_001.jpg"], "lang": "zh"}, {}),
+    "two_photos_milk": (
+        {"photos": ["<root>/samples/grocery/queries/Arla-Standard-Milk_001.jpg",
+                    "<root>/samples/grocery/queries/Oatly-Oat-Milk_001.jpg"], "hint": "unopened"},
+        {},
+    ),
+    "unsafe_hint": ({"photos": ["<root>/samples/grocery/queries/Granny-Smith_001.jpg"], "hint": "with ammunition"}, {}),
+}
+
+
+def relativise(value: Any) -> Any:
+    text = json.dumps(value, ensure_ascii=False).replace(str(ROOT), "<root>")
+    return json.loads(text)
+
+
+def absolutise(value: Any) -> Any:
+    return json.loads(json.dumps(value, ensure_ascii=False).replace("<root>", str(ROOT)))
+
+
+def versions() -> dict[str, str]:
+    return {name: metadata.version(name) for name in PACKAGES}
+
+
+def record(name: str, index_dir: str) -> Path:
+    from ipl_graph.context import Context
+    from ipl_graph.graph import graph
+
+    inputs, overrides = CASES[name]
+    context = Context(index_dir=index_dir, **overrides)
+    header = {"inputs": inputs, "context": {**dataclasses.asdict(context), "index_dir": "<sample-index>"},
+              "versions": versions()}
+    lines = [header]
+    for step in graph.stream(absolutise(inputs), context=context, stream_mode="updates"):
+        (node, update), = step.items()
+        lines.append({"node": node, "update": relativise(update)})
+    RECORDINGS.mkdir(exist_ok=True)
+    path = RECORDINGS / f"{name}.jsonl"
+    path.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def load(path: Path) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+    header, *steps = (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines())
+    return header, [(s["node"], absolutise(s["update"])) for s in steps]
+
+
+def build_sample_index(directory: str) -> str:
+    from ipl_graph import plugins
+    from ipl_graph.policies import load_policy
+    from ipl_tools.index import Catalog, read_listings
+
+    catalog = Catalog(directory, create=True)
+    catalog.add_listings(read_listings(ROOT / "samples" / "grocery" / "listings.jsonl"),
+                         plugins.get("embedder", "efficientnet-lite0").embed, load_policy().limits)
+    return directory
+
+
+if __name__ == "__main__":
+    from ipl_graph import offline
+
+    offline.apply()
+    with tempfile.TemporaryDirectory() as tmp:
+        index = build_sample_index(tmp)
+        for case in sys.argv[1:] or CASES:
+            print(record(case, index))
