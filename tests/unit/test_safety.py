@@ -1,0 +1,65 @@
+"""Safety backends: NudeNet (the optional extra, installed for tests) and the prohibited-goods list."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import QUERIES, apply, runtime
+
+from ipl_graph import plugins
+from ipl_graph.context import Context
+from ipl_graph.hookspecs import hookimpl
+from ipl_graph.policies import load_policy
+from ipl_graph.state import State
+from ipl_tools.photos import resolve
+from ipl_tools.safety import check_safety, find_prohibited
+
+BANANA = str(QUERIES / "Banana_001.jpg")
+
+
+def test_nudenet_runs_on_a_real_photo_and_auto_picks_it():
+    pytest.importorskip("nudenet")
+    detector = plugins.get("nudity", "auto")
+    assert detector.name == "nudenet"
+    assert detector.detect(resolve(BANANA, load_policy().limits)) == []
+
+
+class FlagEverything:
+    """Stands in for a detector that finds nudity: no explicit test images are shipped."""
+
+    name = "flag-everything"
+
+    def detect(self, photo):
+        return ["FEMALE_BREAST_EXPOSED"]
+
+
+class FlaggingPlugin:
+    @hookimpl
+    def register_nudity_detectors(self, register):
+        register("flag-everything", FlagEverything)
+
+
+def test_nudity_ends_in_guidance(sample_index):
+    name = plugins.register(FlaggingPlugin(), name="flagging")
+    try:
+        ctx = Context(index_dir=sample_index, nudity="flag-everything")
+        state = State(photos=[BANANA])
+        state = apply(state, check_safety(state, runtime(ctx)))
+    finally:
+        plugins.unregister(name)
+    assert state.safety["safe"] is False and "nudity" in state.safety["reason"]
+    assert "nudity:flag-everything" in state.safety["checks"]
+
+
+@pytest.mark.parametrize(
+    "texts, found",
+    [
+        (["Vintage rifle scope"], "rifle"),
+        (["出售高仿包"], "高仿"),
+        (["Rifleman T-shirt, size M"], None),  # whole words only for Latin script
+        (["Ivory-coloured blouse"], None),
+        (["Elephant ivory bangle"], "elephant ivory"),
+        (["Apple juice"], None),
+    ],
+)
+def test_prohibited_keywords(texts, found):
+    assert find_prohibited(texts, load_policy().safety) == found
