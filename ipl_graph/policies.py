@@ -36,11 +36,27 @@ class ModerationPolicy(BaseModel):
     banned_terms: list[str] = Field(default_factory=list)
     contact_patterns: bool = True
     boilerplate: list[str] = Field(default_factory=list)
+    grounding: bool = Field(default=True, description="flag a brand, model, size, capacity or colour with no evidence")
+    known_brands: list[str] = Field(
+        default_factory=list, description="brands to look for besides those the catalog neighbours carry"
+    )
+    colours: dict[str, list[str]] = Field(
+        default_factory=dict, description="colour name (as the Colour attribute spells it) -> words for it, en and zh"
+    )
 
 
 class Disclosure(BaseModel):
     enabled: bool = False
     text: dict[str, str] = Field(default_factory=dict)
+
+
+class GenerationPolicy(BaseModel):
+    """Limits passed to model-backed generators on every call."""
+
+    max_new_tokens: int = Field(default=256, gt=0)
+    temperature: float = Field(default=0.7, ge=0)
+    top_p: float = Field(default=0.9, gt=0, le=1)
+    image_max_side: int = Field(default=768, gt=0, description="photos are scaled down to this many pixels a side")
 
 
 class Templates(BaseModel):
@@ -64,6 +80,7 @@ class Policy(BaseModel):
     safety: SafetyPolicy
     moderation: ModerationPolicy
     disclosure: Disclosure = Field(default_factory=Disclosure)
+    generation: GenerationPolicy = Field(default_factory=GenerationPolicy)
     templates: Templates
 
 
