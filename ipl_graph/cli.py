@@ -36,6 +36,11 @@ def _parser() -> argparse.ArgumentParser:
     mine.add_argument("listings", nargs="+")
     mine.add_argument("--out", default="-", help="YAML file to write (default: stdout)")
     mine.add_argument("--min-fill", type=float, default=0.5)
+
+    serve = sub.add_parser("serve", help="serve the graph and the seller page (LangGraph server, loopback)")
+    serve.add_argument("--port", type=int, default=8123, help="port on 127.0.0.1 (default: 8123)")
+    serve.add_argument("--index", default=".ipl-index", help="index folder for runs that name none")
+    serve.add_argument("--config", default="langgraph.json", help="LangGraph config (default: langgraph.json)")
     return p
 
 
@@ -123,7 +128,13 @@ def cmd_mine_templates(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"index": cmd_index, "list": cmd_list, "mine-templates": cmd_mine_templates}
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ipl_graph.serve import serve
+
+    return serve(args.port, args.index, args.config)
+
+
+COMMANDS = {"index": cmd_index, "list": cmd_list, "mine-templates": cmd_mine_templates, "serve": cmd_serve}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,221 @@
+"""The graph behind the LangGraph server (`ipl serve`): runs through the SDK, the seller's
+confirmation step, photo uploads, and bad requests that get a 4xx while the server keeps serving."""
+
+from __future__ import annotations
+
+import base64
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
+from langgraph_sdk import get_sync_client
+
+from helpers import QUERIES, ROOT, SAMPLE, runtime
+from ipl_graph.cli import main
+from ipl_graph.context import Context
+from ipl_graph.graph import builder, route_after_confirm_attributes, route_after_extract_attributes
+from ipl_graph.serve import free_port, wait_until_up
+from ipl_graph.state import State
+
+JUICE = QUERIES / "Bravo-Apple-Juice_001.jpg"
+JUICE_AGAIN = SAMPLE / "images" / "Bravo-Apple-Juice_Iconic.jpg"
+PAIR = [str(JUICE), str(JUICE_AGAIN)]  # two photos of one juice carton
+BANANA = QUERIES / "Banana_001.jpg"
+NODES = ["check_safety", "categorize", "search_similar", "gate_matches", "extract_attributes", "fetch_template",
+         "generate", "moderate_stream", "truncate"]
+
+
+@pytest.fixture(scope="module")
+def server(sample_index, tmp_path_factory) -> Iterator[str]:
+    """`ipl serve` on a free port with the sample index, stopped (with its process group) after the module."""
+    port = free_port()
+    log = open(tmp_path_factory.mktemp("server") / "server.log", "w+")  # noqa: SIM115 - read on failure
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ipl_graph.cli", "serve", "--port", str(port), "--index", sample_index,
+         "--config", str(ROOT / "langgraph.json")],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        try:
+            wait_until_up(url, process, 90)
+        except (RuntimeError, TimeoutError):
+            log.seek(0)
+            pytest.fail(f"ipl serve did not start:\n{log.read()[-3000:]}")
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def sdk(server):
+    return get_sync_client(url=server, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def http(server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server, timeout=120) as client:
+        yield client
+
+
+def data_url(path) -> str:
+    return "data:image/jpeg;base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+def upload(http: httpx.Client, path) -> str:
+    response = http.post("/ipl/photos", content=path.read_bytes(), headers={"content-type": "image/jpeg"})
+    assert response.status_code == 201, response.text
+    return response.json()["photo"]
+
+
+def test_two_photos_stream_a_listing_through_the_sdk(sdk, http, sample_index):
+    photos = [upload(http, JUICE), data_url(JUICE_AGAIN)]  # one uploaded first, one sent inline
+    thread = sdk.threads.create()
+    nodes, partial = [], ""
+    for part in sdk.runs.stream(thread["thread_id"], "listing", input={"photos": photos, "hint": "unopened"},
+                                context={"index_dir": sample_index}, stream_mode=["updates", "messages"]):
+        if part.event == "updates":
+            nodes += list(part.data)
+        elif part.event == "messages/partial" and part.data[0]["content"]:
+            assert part.data[0]["content"].startswith(partial.strip())  # the description grows token by token
+            partial = part.data[0]["content"]
+        assert part.event != "error", part.data
+    assert nodes == NODES
+    values = sdk.threads.get_state(thread["thread_id"])["values"]
+    assert values["category"] == "Juice" and values["attributes"]["Brand"] == "Bravo"
+    assert values["description"] == partial.strip() and "unopened" in values["description"]
+    assert values["title"] and values["degraded"] is None and values["references"]
+    # State holds paths to stored photos, never the bytes of the data URL.
+    assert all(p.startswith("/") and os.path.isfile(p) for p in values["photos"])
+    assert [image["path"] for image in values["images"]] == values["photos"]
+
+
+def test_the_run_context_reaches_the_graph(sdk):
+    # No context: the index that `ipl serve --index` was given; an explicit one wins.
+    thread = sdk.threads.create()
+    served = sdk.runs.wait(thread["thread_id"], "listing", input={"photos": [str(BANANA)]})
+    assert served["category"] == "Banana"
+    run = sdk.runs.create(sdk.threads.create()["thread_id"], "listing", input={"photos": [str(BANANA)]},
+                          context={"index_dir": "/nonexistent-ipl-index"})
+    sdk.runs.join(run["thread_id"], run["run_id"])
+    failed = sdk.runs.get(run["thread_id"], run["run_id"])
+    assert failed["status"] == "error"
+
+
+def test_the_seller_confirms_and_edits_before_the_description_is_written(sdk, sample_index):
+    thread = sdk.threads.create()["thread_id"]
+    context = {"index_dir": sample_index, "confirm": True}
+    updates = [p.data for p in sdk.runs.stream(thread, "listing", input={"photos": PAIR},
+                                               context=context, stream_mode="updates") if p.event == "updates"]
+    question = updates[-1]["__interrupt__"][0]["value"]
+    assert question["category"] == "Juice" and question["attributes"]["Brand"] == "Bravo"
+    assert question["wanted"] and "generate" not in str(updates)
+    assert sdk.threads.get_state(thread)["next"] == ["confirm_attributes"]
+
+    edits = {"category": "Juice", "attributes": {"Brand": "Bravo", "Volume": "1 L"}}
+    resumed = sdk.runs.stream(thread, "listing", command={"resume": edits}, context=context, stream_mode="updates")
+    nodes = [next(iter(p.data)) for p in resumed if p.event == "updates"]
+    assert nodes == ["confirm_attributes", "fetch_template", "generate", "moderate_stream", "truncate"]
+    listing = sdk.threads.get_state(thread)["values"]
+    assert listing["attributes"]["Volume"] == "1 L" and listing["evidence"]["Volume"] == "seller"
+    assert listing["evidence"]["Brand"] != "seller"  # unchanged values keep their evidence
+    assert "1 L" in listing["description"]
+
+
+def test_a_prohibited_category_typed_by_the_seller_ends_the_run(sdk, sample_index):
+    thread = sdk.threads.create()["thread_id"]
+    context = {"index_dir": sample_index, "confirm": True}
+    sdk.runs.wait(thread, "listing", input={"photos": [str(BANANA)]}, context=context)
+    listing = sdk.runs.wait(thread, "listing", command={"resume": {"category": "Weapons"}}, context=context)
+    assert listing["degraded"] == "unsafe" and "prohibited category" in listing["safety"]["reason"]
+
+
+@pytest.mark.parametrize("request_, status, message", [
+    (("POST", "/ipl/photos", {"content": b"just some text", "headers": {"x-filename": "notes.jpg"}}),
+     422, "notes.jpg: not a readable image"),
+    (("POST", "/ipl/photos", {"content": b"\0" * 50_000_000}), 413, "50.0 MB is over the 20 MB limit"),
+    (("POST", "/ipl/photos", {"content": b""}), 422, "the file is empty"),
+    (("POST", "/runs/wait", {"json": {"assistant_id": "listing", "input": {"photos": [str(BANANA)] * 30}}}),
+     422, "30 photos is over the limit of 9"),
+    (("POST", "/runs/wait", {"json": {"assistant_id": "listing", "input": {"photos": ["data:image/png;base64,aGk="]}}}),
+     422, "data URL: not a readable image"),
+    (("POST", "/runs/wait", {"json": {"assistant_id": "listing", "input": {"photos": ["/no/such/photo.jpg"]}}}),
+     422, "no such file"),
+    (("POST", "/threads/9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d/runs/stream",
+      {"json": {"assistant_id": "listing", "input": {"photos": [str(BANANA)]}}}), 404, "not found"),
+    (("GET", "/threads/9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d/state", {}), 404, "not found"),
+], ids=["not-an-image", "50MB", "empty", "30-photos", "bad-data-url", "missing-path", "unknown-thread",
+        "unknown-thread-state"])
+def test_bad_requests_get_a_clear_4xx(http, request_, status, message):
+    method, path, kwargs = request_
+    response = http.request(method, path, **kwargs)
+    assert response.status_code == status, response.text
+    assert message in response.json()["detail"]
+    assert http.get("/ok").status_code == 200
+
+
+def test_the_server_keeps_serving_after_bad_requests(http, sdk):
+    http.post("/ipl/photos", content=b"\0" * 50_000_000)
+    http.post("/runs/wait", json={"assistant_id": "listing", "input": {"photos": ["data:,"]}})
+    listing = sdk.runs.wait(None, "listing", input={"photos": [upload(http, BANANA)]})
+    assert listing["category"] == "Banana" and listing["description"]
+
+
+def test_the_page_and_its_config_are_served(http, sample_index):
+    page = http.get("/ipl/")
+    assert page.status_code == 200 and "runs/stream" in page.text
+    config = http.get("/ipl/config").json()
+    assert config["assistant_id"] == "listing" and config["context"] == {"index_dir": sample_index}
+    assert config["limits"]["max_photos"] == 9
+
+
+# In process: the same confirmation step with the graph compiled with its own checkpointer.
+
+def test_routers_follow_the_confirm_flag_and_safety():
+    assert route_after_extract_attributes(State(), runtime(Context(confirm=True))) == "confirm_attributes"
+    assert route_after_extract_attributes(State(), runtime(Context())) == "fetch_template"
+    assert route_after_confirm_attributes(State(safety={"safe": True})) == "fetch_template"
+    assert route_after_confirm_attributes(State(safety={"safe": False})) == "__end__"
+
+
+def test_confirm_in_process_keeps_or_edits(ctx):
+    graph = builder.compile(checkpointer=InMemorySaver())
+    context = Context(index_dir=ctx.index_dir, confirm=True)
+    kept, edited = {"configurable": {"thread_id": "kept"}}, {"configurable": {"thread_id": "edited"}}
+    for config in (kept, edited):
+        paused = graph.invoke({"photos": PAIR}, config, context=context)
+        assert paused["__interrupt__"][0].value["attributes"] == {"Brand": "Bravo"}
+    as_is = graph.invoke(Command(resume={}), kept, context=context)
+    assert as_is["attributes"] == {"Brand": "Bravo"} and as_is["evidence"]["Brand"] != "seller"
+    changed = graph.invoke(Command(resume={"category": "Apple juice", "attributes": {"Brand": ""}}), edited,
+                           context=context)
+    assert changed["category"] == "Apple juice" and changed["category_confidence"] == 1.0
+    assert "Brand" not in changed["attributes"]
+
+
+def test_a_malformed_answer_is_a_user_error(ctx):
+    from ipl_graph.errors import UserError
+
+    graph = builder.compile(checkpointer=InMemorySaver())
+    config = {"configurable": {"thread_id": "bad"}}
+    context = Context(index_dir=ctx.index_dir, confirm=True)
+    graph.invoke({"photos": [str(BANANA)]}, config, context=context)
+    with pytest.raises(UserError, match="confirm: attributes must map names to strings"):
+        graph.invoke(Command(resume={"attributes": ["Brand"]}), config, context=context)
+
+
+def test_serve_without_a_config_is_one_line(tmp_path, capsys):
+    assert main(["serve", "--config", str(tmp_path / "langgraph.json")]) == 2
+    assert "no such file" in capsys.readouterr().err
