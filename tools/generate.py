@@ -3,26 +3,30 @@
 The instruction follows the seed's three types, picked by what the graph found: image only; image +
 attribute template; image + template + reference values. A generator that fails or runs past the
 Context's timeout yields a draft from the known facts, flagged for the seller to edit by hand.
+Moderation watches the stream: the model is stopped at the first sentence that breaks a rule.
 """
 
 from __future__ import annotations
 
 import base64
 import contextvars
+import io
 import json
 import queue
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from langgraph.runtime import Runtime
+from PIL import Image, ImageOps
 
 from ipl_graph import plugins
 from ipl_graph.context import Context
+from ipl_graph.policies import Policy, load_policy
 from ipl_graph.prompts import render
 from ipl_graph.state import State
+from ipl_tools.moderation import Grounding, StreamModerator, prewarm
 from ipl_tools.template_writer import compose_title, write
 
 LANGUAGES = {"en": "English", "zh": "Simplified Chinese"}
@@ -47,7 +51,7 @@ def mode_of(state: State) -> str:
     return "image_template" if state.category else "image_only"
 
 
-def build_messages(state: State, with_images: bool) -> list[BaseMessage]:
+def build_messages(state: State, with_images: bool, image_max_side: int = 768) -> list[BaseMessage]:
     facts = facts_of(state)
     mode = facts["mode"]
     note = facts["seller_note"] or "(none)"
@@ -67,50 +71,85 @@ def build_messages(state: State, with_images: bool) -> list[BaseMessage]:
                       references=refs, seller_note=note, facts=facts_json)
     content: list[str | dict[str, Any]] = [{"type": "text", "text": text}]
     if with_images:
-        for image in state.images:
-            data = base64.b64encode(Path(image["path"]).read_bytes()).decode()
-            content.append({"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{data}"}})
+        content += [{"type": "image_url", "image_url": {"url": photo_data_url(image["path"], image_max_side)}}
+                    for image in state.images]
     return [SystemMessage(render("system", language=LANGUAGES[state.lang])), HumanMessage(content=content)]
 
 
-def stream_text(model: Any, messages: list[BaseMessage], timeout_s: float) -> str:
-    """Stream the model's reply on a worker thread (keeping the run's callbacks) within `timeout_s`."""
+def photo_data_url(path: str, max_side: int) -> str:
+    """The photo as a JPEG data URL, upright and at most `max_side` pixels a side (what a model needs,
+    not the 20 MB a phone may send)."""
+    with Image.open(path) as photo:
+        image = ImageOps.exif_transpose(photo).convert("RGB")
+    image.thumbnail((max_side, max_side))
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=90)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
+def limits(policy: Policy) -> dict[str, Any]:
+    """The policy's generation limits as LangChain's common call arguments."""
+    g = policy.generation
+    return {"max_tokens": g.max_new_tokens, "temperature": g.temperature, "top_p": g.top_p}
+
+
+def stream_text(
+    model: Any, messages: list[BaseMessage], timeout_s: float, moderator: StreamModerator | None = None,
+    **kwargs: Any,
+) -> str:
+    """Stream the model's reply on a worker thread (keeping the run's callbacks) within `timeout_s`.
+    The moderator sees the text as it arrives: at the first bad sentence the model is stopped and the
+    text so far is returned (moderate_stream then cuts it)."""
     chunks: queue.Queue[tuple[str, Any]] = queue.Queue()
+    stop = threading.Event()
     ctx = contextvars.copy_context()
 
     def work() -> None:
+        stream = model.stream(messages, **kwargs)
         try:
-            for chunk in model.stream(messages):
+            for chunk in stream:
                 chunks.put(("chunk", chunk.content))
+                if stop.is_set():
+                    break
             chunks.put(("done", None))
         except Exception as exc:  # reported to the graph as a degraded draft, not raised
             chunks.put(("error", exc))
+        finally:
+            stream.close()  # stops the model: closes the HTTP stream, halts local generation
 
-    threading.Thread(target=lambda: ctx.run(work), daemon=True).start()
+    worker = threading.Thread(target=lambda: ctx.run(work), daemon=True)
+    worker.start()
     deadline = time.monotonic() + timeout_s
     parts: list[str] = []
     while True:
         try:
             kind, value = chunks.get(timeout=max(deadline - time.monotonic(), 0.0))
         except queue.Empty:
+            stop.set()
             raise TimeoutError(f"no complete reply within {timeout_s:g} s") from None
         if kind == "done":
             return "".join(parts).strip()
         if kind == "error":
             raise value
-        parts.append(value if isinstance(value, str) else "".join(
-            p.get("text", "") for p in value if isinstance(p, dict)
-        ))
+        text = value if isinstance(value, str) else "".join(p.get("text", "") for p in value if isinstance(p, dict))
+        parts.append(text)
+        if moderator is not None and moderator.feed(text):
+            stop.set()
+            worker.join(timeout=2.0)  # let the model see the stop before the node returns
+            return "".join(parts).strip()
 
 
 def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context
+    policy = load_policy(ctx.policy)
+    prewarm()  # the moderation Guard loads while the model writes
     facts = facts_of(state)
     model = plugins.get("generator", ctx.generator, ctx.model, ctx.base_url)
-    messages = build_messages(state, with_images=getattr(model, "multimodal", False))
+    messages = build_messages(state, getattr(model, "multimodal", False), policy.generation.image_max_side)
+    moderator = StreamModerator(policy, Grounding.of(state, policy))
     update: dict[str, Any] = {"mode": facts["mode"], "title": compose_title(facts), "generator": ctx.generator}
     try:
-        text = stream_text(model, messages, ctx.generate_timeout_s)
+        text = stream_text(model, messages, ctx.generate_timeout_s, moderator, **limits(policy))
         if not text:
             raise ValueError("the generator returned no text")
     except Exception as exc:

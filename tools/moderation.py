@@ -1,12 +1,21 @@
-"""moderate_stream: screen the generated text sentence by sentence, as it streamed.
+"""moderate_stream: screen the generated text sentence by sentence, as it streams.
 
-The first sentence that breaks a rule stops the stream there: the safe part before it is kept (or,
-if nothing is safe, a draft from the facts alone) and the listing is flagged with the reason.
+Each rule is a guardrails-ai validator (registered locally, no hub) in one Guard: model boilerplate,
+banned terms, prohibited goods, contact details and off-platform lures, and ungrounded claims (a
+brand, model code, capacity, size or colour that the evidence does not carry). The generate node
+feeds the stream to a `StreamModerator`, which stops the model at the first bad sentence; this node
+checks the final text with the same Guard, keeps the safe part before the first bad sentence (or, if
+nothing is safe, a draft from the facts alone) and flags the listing with the reason.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import re
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -15,7 +24,6 @@ from ipl_graph.context import Context
 from ipl_graph.policies import Policy, load_policy
 from ipl_graph.schemas import Moderation
 from ipl_graph.state import State
-from ipl_tools.generate import facts_of
 from ipl_tools.safety import find_prohibited
 from ipl_tools.template_writer import write
 
@@ -32,45 +40,314 @@ CONTACT = {
         re.I,
     ),
 }
+# Claims the grounding check looks for. Lookarounds name ASCII explicitly: `\w` matches CJK too.
+CAPACITY = re.compile(
+    r"(?<![A-Za-z0-9.,])(\d+(?:[.,]\d+)?)\s?(tb|gb|mb|mah|ml|cl|l|kg|g|w|mm|cm|inch(?:es)?|英寸|毫升|升|千克|公斤|克)"
+    r"(?![A-Za-z])",
+    re.I,
+)
+UNITS = {
+    "tb": ("B", 1e12), "gb": ("B", 1e9), "mb": ("B", 1e6), "mah": ("mAh", 1.0), "ml": ("L", 1e-3),
+    "毫升": ("L", 1e-3), "cl": ("L", 1e-2), "l": ("L", 1.0), "升": ("L", 1.0), "kg": ("g", 1e3), "千克": ("g", 1e3),
+    "公斤": ("g", 1e3), "g": ("g", 1.0), "克": ("g", 1.0), "w": ("W", 1.0), "mm": ("m", 1e-3), "cm": ("m", 1e-2),
+    "inch": ("m", 0.0254), "inches": ("m", 0.0254), "英寸": ("m", 0.0254),
+}
+SIZE = re.compile(
+    r"(?<![A-Za-z0-9-])(XXS|XS|XXL|XXXL|[2-6]XL|XL)(?![A-Za-z0-9-])"
+    r"|(?:(?<![A-Za-z])size|尺码|码数)\s*[:：]?\s*([2-6]?X{0,3}[SMLsml]|\d{1,2}(?:\.5)?)(?![A-Za-z0-9])"
+    r"|(?<![0-9.])(\d{2}(?:\.5)?)\s?码"
+)
+MODEL_CODE = re.compile(
+    r"(?<![A-Za-z0-9-])(?=[A-Za-z0-9-]*[A-Za-z])(?=[A-Za-z0-9-]*\d)[A-Za-z0-9]+(?:-[A-Za-z0-9]+)*(?![A-Za-z0-9-])"
+)
+NOT_A_MODEL = re.compile(r"\d+(?:st|nd|rd|th|s|x|pcs?)|x\d+", re.I)
+CJK_ENDS = ("。", "！", "？")
+
+
+@dataclass(frozen=True)
+class Grounding:
+    """What the text may claim: the evidence as one case-folded text, and the words to look for."""
+
+    evidence: str
+    brands: tuple[str, ...] = ()
+    colour: str | None = None
+    colours: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    @classmethod
+    def of(cls, state: State, policy: Policy) -> Grounding:
+        """Evidenced attributes and their sources, the trusted references' facts, the seller's note."""
+        parts = [*state.attributes.values(), *state.evidence.values(), state.hint, state.category or "",
+                 *state.category_path]
+        for ref in state.trusted:
+            parts += [ref.get("title") or "", ref.get("description") or "", *(ref.get("attributes") or {}).values()]
+        brands = set(policy.moderation.known_brands)
+        brands.update(b for n in [*state.neighbours, *state.trusted] if (b := (n.get("attributes") or {}).get("Brand")))
+        return cls(
+            evidence="\n".join(parts).casefold(),
+            brands=tuple(sorted(brands, key=len, reverse=True)),
+            colour=state.attributes.get("Colour"),
+            colours=tuple((name, tuple(words)) for name, words in policy.moderation.colours.items()),
+        )
+
+    def quantities(self) -> list[tuple[str, float]]:
+        return [q for m in CAPACITY.finditer(self.evidence) if (q := _quantity(m))]
+
+    def has(self, word: str) -> bool:
+        return _has_word(self.evidence, word.casefold())
+
+
+def _has_word(text: str, word: str) -> bool:
+    """`word` in `text` as a whole word (Latin script) or as a substring (CJK)."""
+    if not word.isascii():
+        return word in text
+    return re.search(rf"(?<![A-Za-z0-9]){re.escape(word)}(?![A-Za-z0-9])", text) is not None
+
+
+def _quantity(match: re.Match[str]) -> tuple[str, float] | None:
+    unit = UNITS.get(match.group(2).casefold())
+    return (unit[0], float(match.group(1).replace(",", ".")) * unit[1]) if unit else None
+
+
+def _brand_claim(sentence: str, g: Grounding) -> str | None:
+    for brand in g.brands:
+        found = brand in sentence if not brand.isascii() else any(
+            _has_word(sentence, spelling) for spelling in {brand, brand.upper()}
+        )
+        if found and not g.has(brand):
+            return f"ungrounded brand: {brand!r}"
+    return None
+
+
+def _capacity_claim(sentence: str, g: Grounding) -> str | None:
+    known = g.quantities()
+    for m in CAPACITY.finditer(sentence):
+        q = _quantity(m)
+        if q and not any(d == q[0] and math.isclose(v, q[1], rel_tol=0.02) for d, v in known):
+            return f"ungrounded capacity: {m.group(0).strip()!r}"
+    return None
+
+
+def _size_claim(sentence: str, g: Grounding) -> str | None:
+    for m in SIZE.finditer(sentence):
+        size = next(s for s in m.groups() if s)
+        if not g.has(size):
+            return f"ungrounded size: {size!r}"
+    return None
+
+
+def _model_claim(sentence: str, g: Grounding) -> str | None:
+    for m in MODEL_CODE.finditer(sentence):
+        code = m.group(0)
+        if len(code) < 3 or NOT_A_MODEL.fullmatch(code) or CAPACITY.fullmatch(code) or SIZE.fullmatch(code):
+            continue
+        if not g.has(code):
+            return f"ungrounded model: {code!r}"
+    return None
+
+
+def _colour_claim(sentence: str, g: Grounding) -> str | None:
+    lowered = sentence.casefold()
+    for name, words in g.colours:
+        word = next((w for w in words if _has_word(lowered, w.casefold())), None)
+        if word and not any(g.has(w) for w in (name, *words)):
+            return f"ungrounded colour: {word!r} (evidence: {g.colour or 'none'})"
+    return None
+
+
+Rule = Callable[[str, Policy, "Grounding | None"], "str | None"]
+
+
+def _boilerplate(sentence: str, policy: Policy, g: Grounding | None) -> str | None:
+    lowered = sentence.casefold()
+    return next((f"model boilerplate: {p!r}" for p in policy.moderation.boilerplate if p.casefold() in lowered), None)
+
+
+def _banned(sentence: str, policy: Policy, g: Grounding | None) -> str | None:
+    lowered = sentence.casefold()
+    return next((f"banned term: {t!r}" for t in policy.moderation.banned_terms if t.casefold() in lowered), None)
+
+
+def _prohibited(sentence: str, policy: Policy, g: Grounding | None) -> str | None:
+    keyword = find_prohibited([sentence], policy.safety)
+    return f"prohibited item: {keyword!r}" if keyword else None
+
+
+def _contact(sentence: str, policy: Policy, g: Grounding | None) -> str | None:
+    if not policy.moderation.contact_patterns:
+        return None
+    return next((f"contact details ({label})" for label, p in CONTACT.items() if p.search(sentence)), None)
+
+
+def _ungrounded(sentence: str, policy: Policy, g: Grounding | None) -> str | None:
+    if g is None or not policy.moderation.grounding:
+        return None
+    for claim in (_brand_claim, _model_claim, _capacity_claim, _size_claim, _colour_claim):
+        reason = claim(sentence, g)
+        if reason:
+            return reason
+    return None
+
+
+# In order of precedence when one sentence breaks several rules.
+RULES: dict[str, Rule] = {
+    "ipl/model-boilerplate": _boilerplate,
+    "ipl/banned-terms": _banned,
+    "ipl/prohibited-goods": _prohibited,
+    "ipl/contact-details": _contact,
+    "ipl/grounded-claims": _ungrounded,
+}
 
 
 def sentences(text: str) -> list[str]:
     return SENTENCE.findall(text)
 
 
-def check_sentence(sentence: str, policy: Policy) -> str | None:
-    """Why this sentence may not be published, or None."""
-    lowered = sentence.casefold()
-    for phrase in policy.moderation.boilerplate:
-        if phrase.casefold() in lowered:
-            return f"model boilerplate: {phrase!r}"
-    for term in policy.moderation.banned_terms:
-        if term.casefold() in lowered:
-            return f"banned term: {term!r}"
-    keyword = find_prohibited([sentence], policy.safety)
-    if keyword:
-        return f"prohibited item: {keyword!r}"
-    if policy.moderation.contact_patterns:
-        for label, pattern in CONTACT.items():
-            if pattern.search(sentence):
-                return f"contact details ({label})"
-    return None
+def check_sentence(sentence: str, policy: Policy, grounding: Grounding | None = None) -> str | None:
+    """Why this sentence may not be published, or None (the rules alone, without the Guard)."""
+    return next((r for rule in RULES.values() if (r := rule(sentence, policy, grounding))), None)
 
 
-def first_violation(text: str, policy: Policy) -> tuple[int, str] | None:
-    """(character offset, reason) of the first sentence that breaks a rule."""
+def _first_breaking(text: str, rule: Rule, policy: Policy, g: Grounding | None) -> tuple[int, int, str] | None:
     offset = 0
     for sentence in sentences(text):
-        reason = check_sentence(sentence, policy)
+        reason = rule(sentence, policy, g)
         if reason:
-            return offset, reason
+            return offset, offset + len(sentence), reason
         offset += len(sentence)
     return None
 
 
+_guard_lock = threading.Lock()
+_guard: Any = None
+_class_names: list[str] = []
+
+
+def guard() -> Any:
+    """The moderation Guard, built on first use: importing guardrails takes seconds."""
+    global _guard
+    with _guard_lock:
+        if _guard is None:
+            _guard = _build_guard()
+        return _guard
+
+
+def guard_ready() -> bool:
+    return _guard is not None
+
+
+def prewarm() -> None:
+    """Import guardrails and build the Guard in the background (the generate node starts this)."""
+    if _guard is None:
+        threading.Thread(target=guard, name="ipl-guard-prewarm", daemon=True).start()
+
+
+def _build_guard() -> Any:
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # else litellm fetches a price list
+    os.environ.setdefault("GUARDRAILS_RUN_SYNC", "true")
+    try:  # guardrails asks nltk to download punkt at import (for docs chunking IPL does not use)
+        import nltk
+
+        download, nltk.download = nltk.download, lambda *a, **k: False
+    except ImportError:
+        nltk = None
+    try:
+        from guardrails import Guard
+        from guardrails.settings import settings
+        from guardrails.utils.hub_telemetry_utils import HubTelemetry
+        from guardrails.validator_base import ErrorSpan, FailResult, PassResult, Validator, register_validator
+    finally:
+        if nltk is not None:
+            nltk.download = download
+
+    def validator(name: str, rule: Rule) -> type:
+        def _validate(self: Any, value: Any, metadata: dict[str, Any]) -> Any:
+            checks = metadata["ipl"]
+            found = _first_breaking(str(value), rule, checks.policy, checks.grounding)
+            if found is None:
+                return PassResult()
+            start, end, reason = found
+            return FailResult(error_message=reason, error_spans=[ErrorSpan(start=start, end=end, reason=reason)])
+
+        class_name = "".join(w.title() for w in re.split(r"[/-]", name))
+        cls = type(class_name, (Validator,), {"_validate": _validate})
+        return register_validator(name=name, data_type="string")(cls)
+
+    HubTelemetry(enabled=False)  # the first instance decides: no spans, nothing exported
+    built = Guard(name="ipl-moderation")
+    built.configure(allow_metrics_collection=False)
+    settings.rc.enable_metrics = False  # validators read it; without an rc file it defaults to True
+    classes = [validator(name, rule) for name, rule in RULES.items()]
+    _class_names[:] = [c.__name__ for c in classes]
+    return built.use(*(c(on_fail="noop") for c in classes))
+
+
+class _Checks:
+    """What the validators check against, opaque to guardrails' tracing (which walks dicts and models)."""
+
+    __slots__ = ("policy", "grounding")
+
+    def __init__(self, policy: Policy, grounding: Grounding | None) -> None:
+        self.policy, self.grounding = policy, grounding
+
+    def __repr__(self) -> str:
+        return "<ipl moderation checks>"
+
+
+def first_violation(text: str, policy: Policy, grounding: Grounding | None = None) -> tuple[int, str] | None:
+    """(character offset, reason) of the first sentence that breaks a rule, checked by the Guard."""
+    if not text.strip():
+        return None
+    g = guard()
+    with _guard_lock:  # a Guard keeps per-call history: one call at a time
+        outcome = g.validate(text, metadata={"ipl": _Checks(policy, grounding)})
+    if outcome.validation_passed:
+        return None
+    found = [
+        (s.error_spans[0].start if s.error_spans else 0, _class_names.index(s.validator_name), s.failure_reason or "")
+        for s in outcome.validation_summaries or []
+    ]
+    start, _, reason = min(found)
+    return start, reason
+
+
+class StreamModerator:
+    """Checks a stream as it arrives, a complete sentence at a time, once the Guard is ready."""
+
+    def __init__(self, policy: Policy, grounding: Grounding | None = None) -> None:
+        self.policy, self.grounding = policy, grounding
+        self.text = ""
+        self.checked = 0
+        self.violation: tuple[int, str] | None = None
+
+    def feed(self, chunk: str) -> tuple[int, str] | None:
+        """Add a chunk; (offset, reason) once a complete sentence breaks a rule, else None."""
+        self.text += chunk
+        if self.violation is None and guard_ready():
+            end = complete_up_to(self.text, self.checked)
+            if end > self.checked:
+                found = first_violation(self.text[self.checked:end], self.policy, self.grounding)
+                self.violation = (self.checked + found[0], found[1]) if found else None
+                self.checked = end
+        return self.violation
+
+
+def complete_up_to(text: str, start: int = 0) -> int:
+    """Where the complete sentences from `start` end: a sentence whose '.' has no space after it yet
+    may still be a number ('3.' then '5') and waits for the next chunk."""
+    end = start
+    for m in SENTENCE.finditer(text, start):
+        body = m.group().rstrip()
+        if not (body.endswith(CJK_ENDS) or (body.endswith((".", "!", "?")) and m.group() != body)):
+            break
+        end = m.end()
+    return end
+
+
 def moderate_stream(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    from ipl_tools.generate import facts_of  # generate imports this module
+
     policy = load_policy(runtime.context.policy)
-    found = first_violation(state.description, policy)
+    found = first_violation(state.description, policy, Grounding.of(state, policy))
     if found is None:
         return {"moderation": Moderation(passed=True).model_dump()}
     cut_at, reason = found
