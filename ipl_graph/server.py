@@ -194,7 +194,7 @@ def to_page(request: Request) -> Response:
 
 
 def page(request: Request) -> Response:
-    return HTMLResponse(resources.files("ipl_graph").joinpath("web", "index.html").read_text(encoding="utf-8"))
+    return HTMLResponse(resources.files("ipl_graph").joinpath("seller.html").read_text(encoding="utf-8"))
 
 
 app = Starlette(
