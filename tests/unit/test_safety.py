@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from helpers import QUERIES, apply, runtime
 
+from helpers import QUERIES, apply, runtime
 from ipl_graph import plugins
 from ipl_graph.context import Context
 from ipl_graph.hookspecs import hookimpl
