@@ -74,4 +74,16 @@ def register_generators(register: Register) -> None:
 
         return TemplateChatModel()
 
+    def transformers(model: str = "", base_url: str = "") -> Any:
+        from ipl_tools.generators.local_vlm import TransformersChatModel
+
+        return TransformersChatModel.from_path(model)
+
+    def openai(model: str = "", base_url: str = "") -> Any:
+        from ipl_tools.generators.openai_compat import openai_chat
+
+        return openai_chat(model, base_url)
+
     register("template", template)
+    register("transformers", transformers)
+    register("openai", openai)

@@ -98,8 +98,8 @@ def stream_text(
     **kwargs: Any,
 ) -> str:
     """Stream the model's reply on a worker thread (keeping the run's callbacks) within `timeout_s`.
-    The moderator sees the text as it arrives: at the first bad sentence the model is stopped and the
-    text so far is returned (moderate_stream then cuts it)."""
+    The moderator reads each chunk before the next is asked for: at the first bad sentence the model
+    is stopped and the text so far returned (moderate_stream then cuts it)."""
     chunks: queue.Queue[tuple[str, Any]] = queue.Queue()
     stop = threading.Event()
     ctx = contextvars.copy_context()
@@ -108,8 +108,9 @@ def stream_text(
         stream = model.stream(messages, **kwargs)
         try:
             for chunk in stream:
-                chunks.put(("chunk", chunk.content))
-                if stop.is_set():
+                text = _text_of(chunk.content)
+                chunks.put(("chunk", text))
+                if stop.is_set() or (moderator is not None and moderator.feed(text)):
                     break
             chunks.put(("done", None))
         except Exception as exc:  # reported to the graph as a degraded draft, not raised
@@ -117,8 +118,7 @@ def stream_text(
         finally:
             stream.close()  # stops the model: closes the HTTP stream, halts local generation
 
-    worker = threading.Thread(target=lambda: ctx.run(work), daemon=True)
-    worker.start()
+    threading.Thread(target=lambda: ctx.run(work), daemon=True).start()
     deadline = time.monotonic() + timeout_s
     parts: list[str] = []
     while True:
@@ -131,12 +131,13 @@ def stream_text(
             return "".join(parts).strip()
         if kind == "error":
             raise value
-        text = value if isinstance(value, str) else "".join(p.get("text", "") for p in value if isinstance(p, dict))
-        parts.append(text)
-        if moderator is not None and moderator.feed(text):
-            stop.set()
-            worker.join(timeout=2.0)  # let the model see the stop before the node returns
-            return "".join(parts).strip()
+        parts.append(value)
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    return "".join(p.get("text", "") for p in content if isinstance(p, dict))
 
 
 def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
