@@ -36,7 +36,7 @@ class ReplayServer:
         self.requests: list[dict[str, Any]] = []  # request bodies as received, for tests to inspect
         self.sent: list[int] = []  # events written per request before the reply ended or the client left
         self._http = ThreadingHTTPServer(("127.0.0.1", port), _Handler)
-        self._http.daemon_threads = True
+        self._http.daemon_threads = False  # stop() waits for replies in flight, so a recording is complete
         self._http.replay = self  # type: ignore[attr-defined]
         self._thread = threading.Thread(target=self._http.serve_forever, name="ipl-replay-server", daemon=True)
 
@@ -49,8 +49,10 @@ class ReplayServer:
         return self
 
     def stop(self) -> None:
-        self._http.shutdown()
-        self._http.server_close()
+        """Stop serving and wait for the replies in flight (idempotent)."""
+        if self._thread.is_alive():
+            self._http.shutdown()
+            self._http.server_close()
 
     def __enter__(self) -> ReplayServer:
         return self.start()
@@ -59,6 +61,7 @@ class ReplayServer:
         self.stop()
 
     def save(self, path: str | Path) -> None:
+        """Write the cassette; after stop(), so every reply in flight is in it."""
         Path(path).write_text(json.dumps(self.cassette, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
     def find(self, path: str, model: str | None) -> dict[str, Any] | None:
@@ -93,7 +96,11 @@ class _Handler(BaseHTTPRequestHandler):
         if found is None:
             self._json(404, {"error": {"message": f"no recorded reply for model {body.get('model')!r}"}})
             return
-        self._events(found["response"]["status"], found["response"]["events"], iter_delay=self.replay.delay_s)
+        status, events = found["response"]["status"], found["response"]["events"]
+        if body.get("stream"):
+            self._events(status, events, iter_delay=self.replay.delay_s)
+        else:
+            self._json(status, completion(events))
 
     def _json(self, status: int, payload: dict[str, Any]) -> None:
         data = json.dumps(payload).encode()
@@ -140,6 +147,17 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
 
+def completion(events: list[Any]) -> dict[str, Any]:
+    """The non-streaming reply the recorded stream adds up to."""
+    chunks = [e for e in events if isinstance(e, dict) and e.get("choices")]
+    content = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
+    finish = next((r for c in reversed(chunks) if (r := c["choices"][0].get("finish_reason"))), "stop")
+    first = chunks[0] if chunks else {}
+    return {"id": first.get("id", "chatcmpl-replay"), "object": "chat.completion", "created": first.get("created", 0),
+            "model": first.get("model", ""), "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish}]}
+
+
 def _sse_events(lines: Any) -> Any:
     for line in lines:
         if line.startswith("data:"):
@@ -169,8 +187,9 @@ def main(argv: list[str] | None = None) -> None:
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
-            if args.command == "record":
-                server.save(args.out)
+            pass
+    if args.command == "record":
+        server.save(args.out)
 
 
 if __name__ == "__main__":
