@@ -109,6 +109,18 @@ def test_transformers_model_takes_the_photos_as_images_and_the_token_limit(tiny_
     assert longer.startswith(short) and len(longer) > len(short)  # greedy: the same start, cut by the limit
 
 
+def test_closing_a_transformers_stream_halts_generation(tiny_model):
+    import time
+
+    model = plugins.get("generator", "transformers", tiny_model, "")
+    stream = model.stream([HumanMessage("Describe the item.")], max_tokens=3000, temperature=0.0)
+    next(stream)
+    started = time.monotonic()
+    stream.close()  # what moderation or a timeout does
+    model._worker.submit(lambda: None).result(timeout=20)  # the generation thread is free again
+    assert time.monotonic() - started < 3  # 3000 tokens would take many seconds
+
+
 @pytest.mark.parametrize("kind", ["missing", "not-a-model"])
 def test_transformers_bad_model_path_is_one_line_user_error(ctx, tmp_path, kind):
     path = tmp_path / "model"

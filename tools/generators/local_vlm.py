@@ -9,6 +9,7 @@ import io
 import json
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -133,7 +134,11 @@ class TransformersChatModel(BaseChatModel):
     top_p: float = 1.0
     _model: Any = PrivateAttr(default=None)
     _processor: Any = PrivateAttr(default=None)
-    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    # One long-lived thread runs every generate() of this model, one at a time: on a GPU, generate()
+    # on a fresh thread per call ran 12x slower (27 vs 330 tokens/s on an H200, tiny model).
+    _worker: ThreadPoolExecutor = PrivateAttr(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="ipl-transformers")
+    )
 
     @classmethod
     def from_path(cls, path: str) -> TransformersChatModel:
@@ -176,31 +181,25 @@ class TransformersChatModel(BaseChatModel):
         }
         if temperature > 0:
             options |= {"temperature": temperature, "top_p": float(kwargs.get("top_p", self.top_p))}
-        failed: list[BaseException] = []
-
         def run() -> None:
             import torch
 
             try:
                 with torch.inference_mode():
                     self._model.generate(**inputs, **options)
-            except BaseException as exc:  # re-raised on the consumer's side
-                failed.append(exc)
-                streamer.end()
+            except BaseException:
+                streamer.end()  # unblock the reader; the error comes back through the future
+                raise
 
-        with self._lock:  # one generation at a time per loaded model
-            worker = threading.Thread(target=run, name="ipl-transformers-generate", daemon=True)
-            worker.start()
-            try:
-                for text in streamer:
-                    if not text:
-                        continue
-                    chunk = ChatGenerationChunk(message=AIMessageChunk(content=text))
-                    if run_manager:
-                        run_manager.on_llm_new_token(text, chunk=chunk)
-                    yield chunk
-            finally:
-                halt.set()
-                worker.join()
-        if failed:
-            raise failed[0]
+        done = self._worker.submit(run)
+        try:
+            for text in streamer:
+                if not text:
+                    continue
+                chunk = ChatGenerationChunk(message=AIMessageChunk(content=text))
+                if run_manager:
+                    run_manager.on_llm_new_token(text, chunk=chunk)
+                yield chunk
+        finally:
+            halt.set()
+        done.result()  # raises what generate() raised
