@@ -91,3 +91,18 @@ def test_cut_at_sentence_word_and_never_inside_a_number():
     short = cut(chinese, 20)
     assert len(short) <= 20 and short.endswith("…") and "1234" not in short[:-1][-3:]
     assert cut("一二三。四五六七八九十。", 8) == "一二三。"
+
+
+
+def test_template_writer_states_nothing_the_grounding_check_would_flag():
+    from ipl_tools.moderation import Grounding
+
+    policy = load_policy()
+    for lang in ("en", "zh"):
+        for category in ["Tshirts", "Shirts", "Jeans", "Tops", "Skirts", "Shorts"]:
+            facts = {**FACTS, "lang": lang, "category": category}
+            state = State(category=category, hint=facts["seller_note"], attributes=dict(facts["attributes"]))
+            assert first_violation(write(facts), policy, Grounding.of(state, policy)) is None
+    planted = write(FACTS).replace("Nike", "Adidas")
+    assert "ungrounded brand" in first_violation(planted, policy, Grounding.of(State(attributes={"Brand": "Nike"}),
+                                                                                policy))[1]
