@@ -26,7 +26,8 @@ from ipl_graph.context import Context
 from ipl_graph.policies import Policy, load_policy
 from ipl_graph.prompts import render
 from ipl_graph.state import State
-from ipl_tools.moderation import Grounding, StreamModerator, prewarm
+from ipl_tools.grounding import Grounding
+from ipl_tools.moderation import StreamModerator, prewarm
 from ipl_tools.template_writer import compose_title, write
 
 LANGUAGES = {"en": "English", "zh": "Simplified Chinese"}

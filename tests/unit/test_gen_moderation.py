@@ -14,9 +14,9 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from ipl_graph.policies import load_policy
 from ipl_graph.state import State
 from ipl_tools.generate import stream_text
+from ipl_tools.grounding import Grounding
 from ipl_tools.moderation import (
     RULES,
-    Grounding,
     StreamModerator,
     check_sentence,
     first_violation,

@@ -95,7 +95,7 @@ def test_cut_at_sentence_word_and_never_inside_a_number():
 
 
 def test_template_writer_states_nothing_the_grounding_check_would_flag():
-    from ipl_tools.moderation import Grounding
+    from ipl_tools.grounding import Grounding
 
     policy = load_policy()
     for lang in ("en", "zh"):
