@@ -41,6 +41,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8123, help="port on 127.0.0.1 (default: 8123)")
     serve.add_argument("--index", default=".ipl-index", help="index folder for runs that name none")
     serve.add_argument("--config", default="langgraph.json", help="LangGraph config (default: langgraph.json)")
+
+    ev = sub.add_parser("eval", help="measure the EVAL.md figures: index a catalog, list its query rows")
+    ev.add_argument("--catalog", required=True, help="listings JSONL whose catalog rows are indexed")
+    ev.add_argument("--queries", help="listings JSONL whose query rows are listed (default: --catalog)")
+    ev.add_argument("--index", help="index folder to build or reuse (default: a fresh temporary one)")
+    ev.add_argument("--limit", type=int, help="list only the first N query rows")
+    ev.add_argument("--ablation", action="store_true", help="add the seed's Table 7 rows under 'ablation'")
+    ev.add_argument("--policy", default="default")
+    ev.add_argument("--out", default="eval-report.json", help="JSON report; .md and .png are written beside it")
     return p
 
 
@@ -134,7 +143,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return serve(args.port, args.index, args.config)
 
 
-COMMANDS = {"index": cmd_index, "list": cmd_list, "mine-templates": cmd_mine_templates, "serve": cmd_serve}
+def cmd_eval(args: argparse.Namespace) -> int:
+    from ipl_graph.evaluate import evaluate, write_report
+
+    report, details = evaluate(args.catalog, args.queries, args.index, args.limit, args.ablation, args.policy)
+    written = write_report(report, args.out, details)
+    print(json.dumps(report, indent=2))
+    print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
+    return 0
+
+
+COMMANDS = {
+    "index": cmd_index, "list": cmd_list, "mine-templates": cmd_mine_templates, "serve": cmd_serve, "eval": cmd_eval,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,10 @@
-"""Mine per-category attribute templates from a catalog (the seed system's offline mining)."""
+"""Mine per-category attribute templates from a catalog (the seed system's offline mining).
+
+An attribute joins a category's template when enough of the category's listings state it (fill
+rate), and the template lists them in the order those listings usually state them (mean rank
+among the values a listing states). The generic template, for listings whose category is not
+known, is mined the same way over all listings.
+"""
 
 from __future__ import annotations
 
@@ -10,31 +16,39 @@ MIN_FILL = 0.5
 """An attribute joins a category's template when at least this share of its listings state it."""
 
 
+class _Tally:
+    """How many listings state each attribute, and at which rank among the values they state."""
+
+    def __init__(self) -> None:
+        self.listings = 0
+        self.stated: Counter[str] = Counter()
+        self.ranks: dict[str, list[int]] = defaultdict(list)
+
+    def add(self, attributes: dict[str, Any]) -> None:
+        self.listings += 1
+        stated = [name for name, value in attributes.items() if value not in (None, "")]
+        for rank, name in enumerate(stated):
+            self.stated[name] += 1
+            self.ranks[name].append(rank)
+
+    def fill(self, name: str) -> float:
+        return self.stated[name] / max(self.listings, 1)
+
+    def template(self, min_fill: float) -> list[str]:
+        kept = [n for n in self.stated if self.fill(n) >= min_fill]
+        return sorted(kept, key=lambda n: (sum(self.ranks[n]) / len(self.ranks[n]), -self.stated[n], n))
+
+
 def mine_templates(rows: Iterable[dict[str, Any]], min_fill: float = MIN_FILL) -> dict[str, Any]:
     """{generic: [...], categories: {category: [attribute, ...]}}, in the order the catalog usually states them."""
-    per_cat: dict[str, Counter[str]] = defaultdict(Counter)
-    positions: dict[str, list[int]] = defaultdict(list)
-    sizes: Counter[str] = Counter()
-    overall: Counter[str] = Counter()
+    per_category: dict[str, _Tally] = defaultdict(_Tally)
+    overall = _Tally()
     for row in rows:
         category = row.get("category")
         if not category:
             continue
-        sizes[category] += 1
-        for position, (name, value) in enumerate((row.get("attributes") or {}).items()):
-            if value not in (None, ""):
-                per_cat[category][name] += 1
-                overall[name] += 1
-                positions[name].append(position)
-
-    def order(names: Iterable[str], counts: Counter[str]) -> list[str]:
-        mean_pos = {n: sum(positions[n]) / len(positions[n]) for n in names}
-        return sorted(names, key=lambda n: (mean_pos[n], -counts[n], n))
-
-    categories = {}
-    for category in sorted(sizes):
-        kept = [n for n, c in per_cat[category].items() if c / sizes[category] >= min_fill]
-        categories[category] = order(kept, per_cat[category])
-    total = sizes.total()
-    generic = order([n for n, c in overall.items() if c / max(total, 1) >= min_fill], overall)
-    return {"generic": generic, "categories": categories}
+        attributes = row.get("attributes") or {}
+        per_category[category].add(attributes)
+        overall.add(attributes)
+    categories = {c: per_category[c].template(min_fill) for c in sorted(per_category)}
+    return {"generic": overall.template(min_fill), "categories": categories}

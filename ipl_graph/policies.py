@@ -16,6 +16,7 @@ class Thresholds(BaseModel):
     category_min_confidence: float = Field(ge=0, le=1)
     spu_gate: float = Field(ge=-1, le=1)
     max_references: int = Field(ge=0)
+    attribute_min_confidence: float = Field(default=0.85, ge=0, le=1)
 
 
 class Limits(BaseModel):

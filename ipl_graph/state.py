@@ -34,6 +34,8 @@ class OutputState:
     degraded: str | None = None
     """None, or why the listing was built on a fallback path."""
     safety: dict[str, Any] | None = None
+    price: dict | None = None
+    """Suggested price range {low, high, currency, kind, basis: [catalog ids]}, or None without a basis."""
 
 
 @dataclass(kw_only=True)

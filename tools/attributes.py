@@ -1,8 +1,16 @@
-"""extract_attributes: attribute values with their evidence, from trusted references, OCR and pixels.
+"""extract_attributes: attribute values with their evidence; no evidence, no value.
 
-A value is stated only with evidence: the identical product's catalog facts (references that passed
-the gate, voted by similarity), a brand read off the packaging that the catalog knows, or the
-colour of the photo's own pixels. No evidence, no value.
+In order of trust:
+1. the identical product's catalog facts (references that passed the SPU gate, voted by similarity);
+2. text read off the packaging: a brand or model the nearby catalog listings name, a capacity;
+3. the photo's own pixels for the colour, named by the catalog photos of nearest colour histogram;
+4. for the template's other attributes, the similarity-weighted vote of the catalog's look-alikes
+   (raw embedding) or of the product hits (learned space), whichever the index's calibration on
+   held-out catalog photos trusts more, stated only when it says a vote this unanimous is right
+   often enough (`attribute_min_confidence`; brand and model, which misrepresent an item when wrong,
+   need more).
+
+Also writes the price suggestion (`price.py`), which rests on the same references.
 """
 
 from __future__ import annotations
@@ -11,17 +19,27 @@ import re
 from collections import defaultdict
 from typing import Any
 
+import numpy as np
 from langgraph.runtime import Runtime
 
 from ipl_graph import plugins
 from ipl_graph.context import Context
+from ipl_graph.policies import load_policy
 from ipl_graph.schemas import AttributeValue, Neighbour, Photo
 from ipl_graph.state import State
-from ipl_tools.colour import dominant_colour
+from ipl_tools.colour import dominant_colour, name_colour
+from ipl_tools.learn import LOOKALIKE_K, VOTE_K, IndexModel, fold, vote
 from ipl_tools.photos import load_rgb
+from ipl_tools.price import suggest_price
+from ipl_tools.search import photos_of, searcher_for
 
 MIN_AGREEMENT = 0.5
 MIN_COLOUR_SHARE = 0.45
+STRICT = {"Brand": 0.95, "Model": 0.95}
+"""Calibrated confidence a look-alike vote needs for these, at least: a wrong brand misrepresents."""
+READ = ("Brand", "Model")
+"""Attributes whose catalog values are read off the packaging when the photo's text spells them."""
+CAPACITY = re.compile(r"(?<![\w.,])(\d+(?:[.,]\d+)?)\s?(ml|cl|dl|l|kg|g|gb|tb|mah)(?!\w)", re.I)
 
 
 class EvidenceExtractor:
@@ -45,50 +63,110 @@ class EvidenceExtractor:
                 )
         return found
 
-    def brand_from_ocr(self, lines: list[str], neighbours: list[Neighbour]) -> AttributeValue | None:
-        """A brand the catalog knows (among the neighbours) that the photo's text spells out."""
-        text = " ".join(lines).casefold()
-        brands = {n.attributes["Brand"] for n in neighbours if n.attributes.get("Brand")}
-        for brand in sorted(brands, key=len, reverse=True):
-            if len(brand) >= 3 and re.search(rf"(?<!\w){re.escape(brand.casefold())}(?!\w)", text):
-                line = next((ln for ln in lines if brand.casefold() in ln.casefold()), brand)
-                return AttributeValue(value=brand, source=f"ocr:{line}", confidence=0.9)
+    def read_from_text(
+        self, lines: list[str], neighbours: list[Neighbour], name: str = "Brand"
+    ) -> AttributeValue | None:
+        """A value of `name` that the nearby catalog listings state and the photo's text spells out."""
+        text = fold(" ".join(lines))
+        values = {n.attributes[name] for n in neighbours if n.attributes.get(name)}
+        for value in sorted(values, key=len, reverse=True):
+            if len(value) >= 3 and re.search(rf"(?<!\w){re.escape(fold(value))}(?!\w)", text):
+                line = next((ln for ln in lines if fold(value) in fold(ln)), value)
+                return AttributeValue(value=value, source=f"ocr:{line}", confidence=0.9)
         return None
 
-    def colour_from_photo(self, photos: list[Photo]) -> AttributeValue | None:
+    def brand_from_ocr(self, lines: list[str], neighbours: list[Neighbour]) -> AttributeValue | None:
+        return self.read_from_text(lines, neighbours, "Brand")
+
+    def capacity_from_ocr(self, lines: list[str]) -> AttributeValue | None:
+        for line in lines:
+            m = CAPACITY.search(line)
+            if m and float(m.group(1).replace(",", ".")) > 0:
+                return AttributeValue(value=f"{m.group(1)} {m.group(2).lower()}", source=f"ocr:{line}", confidence=0.8)
+        return None
+
+    def colour_from_photo(self, photos: list[Photo], histogram: np.ndarray | None = None,
+                          model: IndexModel | None = None, min_confidence: float = 0.0) -> AttributeValue | None:
+        if model is not None and model.colours is not None and histogram is not None:
+            name, share, _ = name_colour(histogram, model.colours, model.colour_names)
+            confidence = model.attribute_confidence("Colour", share)
+            if name is None or confidence < min_confidence:
+                return None
+            return AttributeValue(value=name, source="photo", confidence=round(confidence, 3))
         name, share = dominant_colour(load_rgb(photos[0].path, photos[0].sha256))
         if name is None or share < MIN_COLOUR_SHARE:
             return None
         return AttributeValue(value=name, source="photo", confidence=round(share, 3))
 
+    def from_votes(self, sources: dict[str, list[Neighbour]], names: list[str], model: IndexModel,
+                   min_confidence: float) -> dict[str, AttributeValue]:
+        """Per attribute, the value the look-alikes ('similar') or the product hits ('products') vote
+        for, whichever the index's calibration trusts more, if it trusts it enough."""
+        found = {}
+        for name in names:
+            best: tuple[float, str, str] | None = None
+            for source, hits in sources.items():
+                value, agreement, _ = vote([(n.similarity, n.attributes.get(name)) for n in hits])
+                confidence = model.attribute_confidence(name, agreement, source)
+                if value is not None and (best is None or confidence > best[0]):
+                    best = (confidence, value, source)
+            if best is None or best[0] < max(min_confidence, STRICT.get(name, 0.0)):
+                continue
+            confidence, value, source = best
+            agreeing = [n.id for n in sources[source] if n.attributes.get(name) == value][:3]
+            found[name] = AttributeValue(value=value, source=f"{source}:" + ",".join(agreeing),
+                                         confidence=round(confidence, 3))
+        return found
+
     def extract(
         self, trusted: list[Neighbour], neighbours: list[Neighbour], ocr_lines: list[str],
-        photos: list[Photo], wanted: list[str],
+        photos: list[Photo], wanted: list[str], lookalikes: list[Neighbour] | None = None,
+        model: IndexModel | None = None, histogram: np.ndarray | None = None, min_confidence: float = 0.85,
     ) -> dict[str, AttributeValue]:
         found = self.from_references(trusted)
-        brand = self.brand_from_ocr(ocr_lines, [*trusted, *neighbours])
-        if brand is not None:
-            found["Brand"] = brand
+        nearby = [*trusted, *neighbours, *(lookalikes or [])]
+        for name in READ:
+            read = self.read_from_text(ocr_lines, nearby, name)
+            if read is not None:
+                found[name] = read
+        capacity = self.capacity_from_ocr(ocr_lines)
+        if capacity is not None and "Capacity" not in found:
+            found["Capacity"] = capacity
         if "Colour" in wanted and "Colour" not in found:
-            colour = self.colour_from_photo(photos)
+            colour = self.colour_from_photo(photos, histogram, model, min_confidence)
             if colour is not None:
                 found["Colour"] = colour
+        if model is not None:
+            rest = [n for n in wanted if n not in found and n != "Colour"]
+            sources = {"similar": lookalikes or [], "products": neighbours[:VOTE_K]}
+            found |= self.from_votes(sources, rest, model, min_confidence)
         return found
 
 
 def extract_attributes(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    from ipl_graph.policies import load_policy
+    from ipl_tools.embedding import part
 
     ctx = runtime.context
-    wanted, _ = load_policy(ctx.policy).templates.for_category(state.category)
+    policy = load_policy(ctx.policy)
+    wanted, _ = policy.templates.for_category(state.category)
+    searcher = searcher_for(runtime)
+    photos = photos_of(state)
+    trusted = [Neighbour.model_validate(n) for n in state.trusted]
+    histogram = part(searcher.embedder.embed(photos), "colour").mean(0)  # (192,): colour is mirror-blind
+    lookalikes = searcher.lookalikes(photos, LOOKALIKE_K)
     found = plugins.get("extractor", ctx.extractor).extract(
-        [Neighbour.model_validate(n) for n in state.trusted],
+        trusted,
         [Neighbour.model_validate(n) for n in state.neighbours],
         state.ocr_text,
-        [Photo.model_validate(p) for p in state.images],
+        photos,
         wanted,
+        lookalikes=lookalikes,
+        model=searcher.model,
+        histogram=histogram,
+        min_confidence=policy.thresholds.attribute_min_confidence,
     )
     return {
         "attributes": {name: v.value for name, v in found.items()},
         "evidence": {name: v.source for name, v in found.items()},
+        "price": suggest_price(trusted, lookalikes, state.category),
     }

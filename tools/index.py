@@ -1,4 +1,4 @@
-"""The catalog index: real listings in a persistent Chroma collection, one record per image.
+"""The catalog index: real listings in persistent Chroma collections, one record per image.
 
 Vectors come from the project's image embedder and are passed raw; the collection is created with
 the project's own (registered) embedding function so Chroma never reaches for its default one,
@@ -7,6 +7,7 @@ which would download a model.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -20,12 +21,15 @@ import numpy as np
 from ipl_graph.errors import IndexMissingError, PhotoError, UserError
 from ipl_graph.policies import Limits
 from ipl_graph.schemas import Neighbour, Photo
+from ipl_tools.learn import IndexModel, Records, as_records
+from ipl_tools.learn import fit as learn_fit
 from ipl_tools.photos import resolve
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 log = logging.getLogger(__name__)
 
 COLLECTION = "listings"
+LEARNED = "learned"
 
 
 def read_listings(path: str | Path) -> Iterator[dict[str, Any]]:
@@ -101,7 +105,9 @@ class IndexReport:
 
 
 class Catalog:
-    """A persistent catalog index at `directory`."""
+    """A persistent catalog index at `directory`: the `listings` collection holds one raw vector per
+    catalog photo; `learned` the same photos in the projection the index learned from its catalog
+    (`ipl_tools.learn`), refitted by `fit()` whenever photos were added."""
 
     def __init__(self, directory: str | Path, embedder: str = "efficientnet-lite0", create: bool = False):
         import chromadb
@@ -114,12 +120,17 @@ class Catalog:
                 f"{self.directory}`"
             )
         self.directory.mkdir(parents=True, exist_ok=True)
-        client = chromadb.PersistentClient(
+        self.client = chromadb.PersistentClient(
             path=str(self.directory), settings=Settings(anonymized_telemetry=False)
         )
-        self.collection = client.get_or_create_collection(
-            COLLECTION,
-            embedding_function=embedding_function(embedder),  # type: ignore[arg-type]
+        self.embedder = embedder
+        self.collection = self._collection(COLLECTION)
+        self._model: IndexModel | None = None
+
+    def _collection(self, name: str):
+        return self.client.get_or_create_collection(
+            name,
+            embedding_function=embedding_function(self.embedder),  # type: ignore[arg-type]
             configuration={"hnsw": {"space": "cosine"}},
         )
 
@@ -140,7 +151,8 @@ class Catalog:
         batch: int = 64,
         progress: Callable[[int], None] = lambda n: None,
     ) -> IndexReport:
-        """Add listings not yet in the index; unreadable images are reported and skipped."""
+        """Add listings not yet in the index (unreadable images are reported and skipped), then refit
+        what the index learns from its catalog."""
         report = IndexReport()
         rows = list(rows)
         image_ids = [f"{r['id']}#{i}" for r in rows for i in range(len(r["images"]))]
@@ -169,6 +181,8 @@ class Catalog:
         if pending:
             self._add(pending, embed)
             report.added += len(pending)
+        if report.added:
+            self.fit()
         return report
 
     def _add(self, items: list[tuple[str, Photo, dict[str, Any]]], embed) -> None:
@@ -179,28 +193,67 @@ class Catalog:
             metadatas=[{**meta, "image": photo.path} for _, photo, meta in items],
         )
 
-    def query(self, vectors: np.ndarray, k: int) -> list[Neighbour]:
-        """Listings nearest to all query photos: per listing, the mean over photos of its best similarity."""
+    # --- what the index learned from its catalog -------------------------------------------------
+
+    def records(self, page: int = 5000) -> Records:
+        """Every catalog photo: raw vector, listing and metadata."""
+        ids: list[str] = []
+        vectors: list[np.ndarray] = []
+        metas: list[dict[str, Any]] = []
+        for offset in range(0, self.count(), page):
+            got = self.collection.get(include=["embeddings", "metadatas"], limit=page, offset=offset)
+            ids += got["ids"]
+            vectors.append(np.asarray(got["embeddings"], dtype=np.float32))
+            metas += [dict(m) for m in got["metadatas"]]
+        return as_records(ids, np.concatenate(vectors) if vectors else np.zeros((0, 0), np.float32), metas)
+
+    def fit(self) -> IndexModel:
+        """Learn the projection and calibrations from the catalog and rebuild the `learned` collection."""
+        records = self.records()
+        if not len(records.vectors):
+            raise IndexMissingError(f"the catalog index at {self.directory} is empty; add listings with `ipl index`")
+        model = learn_fit(records)
+        with contextlib.suppress(Exception):  # absent on the first fit
+            self.client.delete_collection(LEARNED)
+        learned = self._collection(LEARNED)
+        projected = model.project(records.vectors)  # (N, d)
+        ids = records.ids
+        step = self.client.get_max_batch_size()
+        for start in range(0, len(ids), step):
+            learned.add(ids=ids[start : start + step], embeddings=projected[start : start + step],
+                        metadatas=records.metas[start : start + step])
+        model.save(self.directory)
+        self._model = model
+        return model
+
+    def model(self) -> IndexModel:
+        """The learned model, refitted first when the catalog changed since it was fitted."""
+        if self._model is None or self._model.count != self.count():
+            self._model = IndexModel.load(self.directory)
+            if self._model is None or self._model.count != self.count():
+                self._model = self.fit()
+        return self._model
+
+    def nearest(self, vectors: np.ndarray, n: int, learned: bool) -> list[list[tuple[float, dict[str, Any]]]]:
+        """Per query vector, the n nearest catalog photos as (cosine similarity, metadata)."""
         if self.count() == 0:
             raise IndexMissingError(f"the catalog index at {self.directory} is empty; add listings with `ipl index`")
-        n = min(max(k * 3, k), self.count())
-        result = self.collection.query(query_embeddings=vectors, n_results=n, include=["metadatas", "distances"])
-        best: dict[str, list[float]] = {}
-        metas: dict[str, dict[str, Any]] = {}
-        floor = 1.0
-        for q, (metadatas, distances) in enumerate(zip(result["metadatas"], result["distances"], strict=True)):
-            for meta, distance in zip(metadatas, distances, strict=True):
-                sim = 1.0 - float(distance)
-                floor = min(floor, sim)
-                lid = str(meta["listing_id"])
-                metas[lid] = dict(meta)
-                scores = best.setdefault(lid, [-1.0] * len(vectors))
-                scores[q] = max(scores[q], sim)
-        ranked = sorted(
-            ((float(np.mean([s if s > -1 else floor for s in scores])), lid) for lid, scores in best.items()),
-            reverse=True,
+        dim = self.model().mean.shape[0]
+        if vectors.shape[1] != dim:
+            raise UserError(
+                f"the index at {self.directory} holds {dim}-d vectors and the embedder gives {vectors.shape[1]}-d:"
+                " it was built by another version; index the catalog again into a new folder"
+            )
+        if learned:
+            vectors = self.model().project(vectors)
+        collection = self._collection(LEARNED) if learned else self.collection
+        result = collection.query(
+            query_embeddings=vectors, n_results=min(n, self.count()), include=["metadatas", "distances"]
         )
-        return [_neighbour(lid, sim, metas[lid]) for sim, lid in ranked[:k]]
+        return [
+            [(1.0 - float(d), dict(m)) for m, d in zip(metas, dists, strict=True)]
+            for metas, dists in zip(result["metadatas"], result["distances"], strict=True)
+        ]
 
 
 def _metadata(row: dict[str, Any]) -> dict[str, Any]:
@@ -219,7 +272,7 @@ def _metadata(row: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
-def _neighbour(lid: str, sim: float, meta: dict[str, Any]) -> Neighbour:
+def neighbour(lid: str, sim: float, meta: dict[str, Any]) -> Neighbour:
     return Neighbour(
         id=lid,
         similarity=round(sim, 4),

@@ -1,17 +1,36 @@
-"""search_similar: visual search for the seller's product in the catalog index."""
+"""search_similar: find the seller's product in the catalog index.
+
+Identical-product search works in the space the index learned from its catalog (`learn.py`), over
+all photos of the listing (per catalog product, the `spu` group or else the listing: the mean over
+the seller's photos of its best-matching photo), one hit per product, so that the top hits are
+different candidates.
+Text the OCR read off the packaging is matched against the catalog listings' titles and brands; the
+match moves a hit up the order (its ranking score towards 1 in proportion to the match), while the
+similarity it reports stays the photos' own. Look-alikes (for attributes) are the
+nearest listings in the raw embedding, which keeps colour, gender and style that the learned
+projection may drop.
+"""
 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 from langgraph.runtime import Runtime
 
 from ipl_graph import plugins
 from ipl_graph.context import Context
 from ipl_graph.schemas import Neighbour, Photo
 from ipl_graph.state import State
-from ipl_tools.index import Catalog
+from ipl_tools.index import Catalog, neighbour
+from ipl_tools.learn import IndexModel, listing_text, text_match, trigrams
+
+TEXT_WEIGHT = 0.6
+"""How far a full OCR text match moves a hit's score towards 1."""
+CANDIDATES = 200
+"""Catalog photos fetched per query photo before grouping, at least."""
 
 
 class ChromaSearcher:
@@ -20,15 +39,79 @@ class ChromaSearcher:
     def __init__(self, index_dir: str, embedder: str) -> None:
         self.catalog = Catalog(index_dir, embedder)
         self.embedder = plugins.get("embedder", embedder)
-        self._cache: OrderedDict[tuple[tuple[str, ...], int], list[Neighbour]] = OrderedDict()
+        self._cache: OrderedDict[tuple, list[Neighbour]] = OrderedDict()
 
-    def search(self, photos: list[Photo], k: int) -> list[Neighbour]:
-        key = (tuple(p.sha256 for p in photos), k)
+    @property
+    def model(self) -> IndexModel:
+        return self.catalog.model()
+
+    def search(self, photos: list[Photo], k: int, text: list[str] | tuple[str, ...] = ()) -> list[Neighbour]:
+        """The k best products (one listing each), best first; `text` is what OCR read on the photos."""
+        key = ("search", tuple(p.sha256 for p in photos), k, tuple(text))
         if key not in self._cache:
-            self._cache[key] = self.catalog.query(self.embedder.embed(photos), k)
-            if len(self._cache) > 256:
-                self._cache.popitem(last=False)
+            hits = self.catalog.nearest(self.vectors(photos), max(k * 20, CANDIDATES), learned=True)
+            self._remember(key, self._products(aggregate(hits, product_of), k, trigrams(" ".join(text))))
         return self._cache[key]
+
+    def lookalikes(self, photos: list[Photo], k: int) -> list[Neighbour]:
+        """The k listings that look most alike in the raw embedding, best first."""
+        key = ("lookalikes", tuple(p.sha256 for p in photos), k)
+        if key not in self._cache:
+            hits = self.catalog.nearest(self.vectors(photos), k * 3, learned=False)
+            ranked = aggregate(hits)[:k]
+            self._remember(key, [neighbour(m["listing_id"], s, m) for s, m in ranked])
+        return self._cache[key]
+
+    def vectors(self, photos: list[Photo]) -> np.ndarray:
+        """The query photos' vectors: the embedder's query view where it has one."""
+        return getattr(self.embedder, "embed_query", self.embedder.embed)(photos)
+
+    def identity(self, neighbours: list[Neighbour]) -> float:
+        """P(the top hit is the identical product), from its score and its lead over the next product."""
+        if not neighbours:
+            return 0.0
+        top = neighbours[0].similarity
+        runner_up = max((n.similarity for n in neighbours[1:]), default=0.0)
+        return self.model.identity_probability(top, top - runner_up)
+
+    def _products(self, ranked: list[tuple[float, dict[str, Any]]], k: int, text: set[str]) -> list[Neighbour]:
+        """Products ordered by image similarity with the OCR text match folded in; each keeps its image
+        similarity, so the gate still asks the photos whether the top hit is the product."""
+        scored = []
+        for sim, meta in ranked:
+            match = text_match(text, trigrams(listing_text(meta)), self.model.idf) if text else 0.0
+            scored.append((sim + TEXT_WEIGHT * match * (1.0 - sim), sim, meta))
+        scored.sort(key=lambda fsm: fsm[0], reverse=True)
+        return [neighbour(m["listing_id"], s, m) for _, s, m in scored[:k]]
+
+    def _remember(self, key: tuple, value: list[Neighbour]) -> None:
+        self._cache[key] = value
+        if len(self._cache) > 256:
+            self._cache.popitem(last=False)
+
+
+def aggregate(
+    hits: list[list[tuple[float, dict[str, Any]]]], key: Callable[[dict[str, Any]], str] = lambda m: m["listing_id"]
+) -> list[tuple[float, dict[str, Any]]]:
+    """Catalog listings (or products, by `key`) ranked by the mean over the query photos of their
+    best photo's similarity; a photo that did not find one counts the lowest similarity seen. Each
+    comes with the metadata of its single best-matching photo."""
+    best: dict[str, list[float]] = {}
+    metas: dict[str, tuple[float, dict[str, Any]]] = {}
+    floor = min((s for photo in hits for s, _ in photo), default=0.0)
+    for q, photo in enumerate(hits):
+        for sim, meta in photo:
+            k = key(meta)
+            if k not in metas or sim > metas[k][0]:
+                metas[k] = (sim, meta)
+            scores = best.setdefault(k, [floor] * len(hits))
+            scores[q] = max(scores[q], sim)
+    ranked = sorted(((float(np.mean(s)), k) for k, s in best.items()), reverse=True)
+    return [(sim, metas[k][1]) for sim, k in ranked]
+
+
+def product_of(meta: dict[str, Any]) -> str:
+    return str(meta.get("spu") or meta["listing_id"])
 
 
 def photos_of(state: State) -> list[Photo]:
@@ -40,6 +123,10 @@ def searcher_for(runtime: Runtime[Context]) -> Any:
     return plugins.get("searcher", ctx.searcher, ctx.index_dir, ctx.embedder)
 
 
+def neighbours_of(state: State, runtime: Runtime[Context]) -> list[Neighbour]:
+    """The product hits for the state's photos and OCR text (cached: categorize and search share them)."""
+    return searcher_for(runtime).search(photos_of(state), runtime.context.top_k, tuple(state.ocr_text))
+
+
 def search_similar(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    hits = searcher_for(runtime).search(photos_of(state), runtime.context.top_k)
-    return {"neighbours": [h.model_dump() for h in hits]}
+    return {"neighbours": [h.model_dump() for h in neighbours_of(state, runtime)]}

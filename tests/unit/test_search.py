@@ -1,0 +1,143 @@
+"""What the index learns from its catalog, and how search ranks products: numpy only, no models."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from ipl_graph.schemas import Neighbour
+from ipl_tools.categorize import KnnVote
+from ipl_tools.gate import trusted_of
+from ipl_tools.learn import (
+    IndexModel,
+    Records,
+    fit,
+    fit_lda,
+    fit_logistic,
+    label_kind,
+    logistic,
+    project,
+    text_match,
+    trigrams,
+    vote,
+)
+from ipl_tools.search import aggregate, product_of
+
+
+def blobs(n_classes=6, per_class=20, dim=64, spread=0.6, seed=0):
+    """Classes that differ along a few directions, buried in isotropic noise of the same size."""
+    rng = np.random.default_rng(seed)
+    centres = np.zeros((n_classes, dim))
+    centres[:, :4] = rng.standard_normal((n_classes, 4))
+    x = np.repeat(centres, per_class, 0) + spread * rng.standard_normal((n_classes * per_class, dim))
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), np.repeat(np.arange(n_classes), per_class)
+
+
+def nn_accuracy(train, y_train, test, y_test):
+    return float((y_train[np.argmax(test @ train.T, axis=1)] == y_test).mean())
+
+
+def test_lda_projection_beats_raw_cosine_on_held_out_photos():
+    x, y = blobs(seed=1)
+    x2, y2 = blobs(seed=1, per_class=10)  # same centres, new noise
+    mean, matrix = fit_lda(x, y)
+    assert matrix.shape == (64, 5)  # classes - 1 dimensions
+    raw = nn_accuracy(x, y, x2, y2)
+    learned = nn_accuracy(project(x, mean, matrix), y, project(x2, mean, matrix), y2)
+    assert learned > raw + 0.1
+
+
+def test_lda_needs_two_classes():
+    x, _ = blobs()
+    assert fit_lda(x, np.zeros(len(x)))[1] is None
+
+
+def test_logistic_calibration_is_monotone_and_fits_the_rate():
+    rng = np.random.default_rng(0)
+    score = rng.uniform(0, 1, 4000)
+    right = rng.uniform(0, 1, 4000) < score  # P(right | score) = score
+    coef = fit_logistic(score[:, None], right.astype(float))
+    assert logistic(coef, 0.2) < logistic(coef, 0.5) < logistic(coef, 0.8)
+    assert abs(logistic(coef, 0.5) - 0.5) < 0.05 and logistic(coef, 0.95) < 1.0
+
+
+def test_vote_weights_by_similarity_power():
+    winner, share, _ = vote([(0.9, "Milk"), (0.6, "Juice"), (0.6, "Juice"), (0.5, None)], power=8)
+    assert winner == "Milk" and 0.8 < share < 1.0
+    assert vote([(0.9, None)]) == (None, 0.0, pytest.approx(0.9**8))
+
+
+def test_ocr_text_matches_titles_through_accents_and_case():
+    idf = {g: 1.0 for g in trigrams("Arla Mjölk Bravo Apple Juice")}
+    bravo = text_match(trigrams("BRAVO 88R"), trigrams("Bravo Apple Juice Bravo"), idf)
+    arla = text_match(trigrams("BRAVO 88R"), trigrams("Arla Standard Milk Arla"), idf)
+    assert bravo > 0.4 and arla == 0.0
+    assert trigrams("MJOLK") <= trigrams("mjölk") and trigrams("12 %") == set()
+
+
+def meta(listing, spu=None, **more):
+    return {"listing_id": listing, "spu": spu or "", "category": more.pop("category", ""), **more}
+
+
+def test_aggregate_scores_products_over_all_photos():
+    photo1 = [(0.9, meta("a1", "A")), (0.5, meta("b1", "B"))]
+    photo2 = [(0.99, meta("b1", "B")), (0.5, meta("a2", "A"))]
+    ranked = aggregate([photo1, photo2], product_of)
+    assert [m["spu"] for _, m in ranked] == ["B", "A"]  # B: (0.5 + 0.99) / 2 > A: (0.9 + 0.5) / 2
+    assert ranked[1][1]["listing_id"] == "a1"  # a product shows its best-matching listing
+    # per listing, a photo that missed it counts the lowest similarity seen (0.5)
+    assert [m["listing_id"] for _, m in aggregate([photo1, photo2])] == ["b1", "a1", "a2"]
+
+
+def test_gate_trusts_the_top_product_and_its_listings_only():
+    hits = [Neighbour(id="a1", similarity=0.9, spu="A"), Neighbour(id="a2", similarity=0.8, spu="A"),
+            Neighbour(id="b", similarity=0.7, spu="B")]
+    assert [n.id for n in trusted_of(hits, 0.9, 0.8, 3)] == ["a1", "a2"]
+    assert [n.id for n in trusted_of(hits, 0.9, 0.8, 1)] == ["a1"]
+    assert trusted_of(hits, 0.7, 0.8, 3) == []
+
+
+def test_knn_vote_abstains_below_the_calibrated_confidence():
+    hits = [Neighbour(id="a", similarity=0.9, category="Milk", category_path=["Dairy", "Milk"]),
+            Neighbour(id="b", similarity=0.88, category="Juice")]
+    sure = KnnVote().categorize(hits, 0.5, calibrate=lambda share, top: 0.9)
+    assert sure.name == "Milk" and sure.path == ["Dairy", "Milk"] and sure.runner_up == "Juice"
+    unsure = KnnVote().categorize(hits, 0.5, calibrate=lambda share, top: 0.3)
+    assert unsure.name is None and unsure.runner_up == "Milk"
+    assert KnnVote().categorize(hits, 1.0, calibrate=lambda share, top: 1.0).name is None  # 1 switches it off
+
+
+def records_of(x, y, attrs=None):
+    metas = [{"listing_id": f"l{i}", "spu": f"p{c}", "category": f"c{c % 3}",
+              "attributes": json.dumps(attrs[i] if attrs else {})} for i, c in enumerate(y)]
+    listing = np.array([m["listing_id"] for m in metas])
+    return Records(ids=[f"l{i}#0" for i in range(len(y))], vectors=x, listing=listing, metas=metas)
+
+
+def test_label_kind_prefers_spu_groups_then_categories():
+    x, y = blobs()
+    assert label_kind(records_of(x, y).metas) == "spu"
+    solo = [{**m, "spu": ""} for m in records_of(x, y).metas]
+    assert label_kind(solo) == "category"
+    assert label_kind([{**m, "category": ""} for m in solo]) == "none"
+
+
+def test_fit_calibrates_and_round_trips(tmp_path):
+    from ipl_tools.embedding import DIM
+
+    x, y = blobs(n_classes=8, per_class=25, dim=DIM, spread=0.06)
+    rng = np.random.default_rng(0)
+    y = np.where(rng.uniform(size=len(y)) < 0.15, rng.integers(0, 8, len(y)), y)  # some mislabelled photos
+    attrs = [{"Brand": f"brand{c // 2}"} for c in y]
+    model = fit(records_of(x, y, attrs))
+    assert model.label_kind == "spu" and model.matrix.shape == (DIM, 7)
+    assert model.gate is not None and model.category is not None and "products:Brand" in model.attributes
+    assert 0.6 < model.report["held_out_identical@1"] < 0.95  # the mislabelled ones miss
+    assert model.identity_probability(0.95, 0.4) > model.identity_probability(0.5, 0.01)
+    model.save(tmp_path)
+    again = IndexModel.load(tmp_path)
+    assert again.count == model.count and np.allclose(again.matrix, model.matrix)
+    assert again.gate == model.gate and again.idf == model.idf
+    assert IndexModel.load(tmp_path / "nowhere") is None
