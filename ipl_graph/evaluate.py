@@ -110,32 +110,40 @@ def attributes(queries: list[dict], results: list[dict], policy: Any) -> dict[st
 
 
 class Vocabulary:
-    """The brands, colours and categories a dataset knows, to find them named in free text."""
+    """The brands, colours and categories a dataset knows, to find them named in free text.
+
+    Brands are proper names: matched as the catalog spells them (the brand AND is not the word
+    'and'). Values of the other attributes are matched too but never counted, so that 'New Basics'
+    (a trend) does not name the brand Basics, nor 'orange colour' the category Orange."""
+
+    FIELDS = ("Brand", "Colour", "category")
 
     def __init__(self, rows: Iterable[dict[str, Any]]) -> None:
-        self.values: dict[str, set[str]] = {"Brand": set(), "Colour": set(), "category": set()}
+        self.values: dict[str, set[str]] = {f: set() for f in (*self.FIELDS, "other")}
         for row in rows:
-            for name in ("Brand", "Colour"):
-                value = (row.get("attributes") or {}).get(name)
-                if value:
-                    self.values[name].add(norm(value))
+            for name, value in (row.get("attributes") or {}).items():
+                if value not in (None, ""):
+                    field = name if name in ("Brand", "Colour") else "other"
+                    self.values[field].add(str(value).strip() if field == "Brand" else norm(value))
             if row.get("category"):
                 self.values["category"].add(norm(row["category"]))
-        # "orange colour" names a colour, not the category Orange: colour phrases are matched first.
-        phrases = {f"{c} {word}" for c in {*self.values["Colour"], *map(norm, PALETTE)} for word in ("colour", "color")}
-        self.values["Colour"] |= phrases
-        terms = sorted(((v, f) for f, vs in self.values.items() for v in vs if len(v) >= 2), key=lambda t: -len(t[0]))
-        self.terms = terms
+        colours = {*self.values["Colour"], *map(norm, PALETTE)}
+        self.values["other"] |= {f"{c} {word}" for c in colours for word in ("colour", "color")}
+        terms = [(v, f) for f, vs in self.values.items() for v in vs if len(v) >= 2]
+        self.terms = sorted(terms, key=lambda t: -len(t[0]))
 
     def named(self, text: str) -> dict[str, set[str]]:
         """{field: values named}, longest names first, a stretch of text counted once."""
-        text = norm(text)
+        text = " ".join(text.split())
+        folded = text.casefold()  # same length as text for the scripts in these catalogs
         taken = [False] * len(text)
-        found: dict[str, set[str]] = {f: set() for f in self.values}
+        found: dict[str, set[str]] = {f: set() for f in self.FIELDS}
         for value, field in self.terms:
-            for m in re.finditer(rf"(?<![\w]){re.escape(value)}(?![\w])", text):
+            haystack, needle = (text, value) if field == "Brand" else (folded, value)
+            for m in re.finditer(rf"(?<![\w]){re.escape(needle)}(?![\w])", haystack):
                 if not any(taken[m.start() : m.end()]):
-                    found[field].add(value)
+                    if field in found:
+                        found[field].add(norm(value))
                     taken[m.start() : m.end()] = [True] * (m.end() - m.start())
         return found
 
@@ -143,7 +151,6 @@ class Vocabulary:
 def contradicts(named: dict[str, set[str]], truth: dict[str, str | None]) -> bool:
     """Does the text name a value of a field that is not the truth, without naming the truth?"""
     for field, values in named.items():
-        values = {re.sub(r" colou?r$", "", v) for v in values}
         t = truth.get(field)
         if not t or not values or norm(t) in values:
             continue

@@ -35,7 +35,7 @@ from ipl_tools.search import photos_of, searcher_for
 
 MIN_AGREEMENT = 0.5
 MIN_COLOUR_SHARE = 0.45
-STRICT = {"Brand": 0.95, "Model": 0.95}
+STRICT = {"Brand": 0.9, "Model": 0.9}
 """Calibrated confidence a look-alike vote needs for these, at least: a wrong brand misrepresents."""
 READ = ("Brand", "Model")
 """Attributes whose catalog values are read off the packaging when the photo's text spells them."""
@@ -121,7 +121,7 @@ class EvidenceExtractor:
     def extract(
         self, trusted: list[Neighbour], neighbours: list[Neighbour], ocr_lines: list[str],
         photos: list[Photo], wanted: list[str], lookalikes: list[Neighbour] | None = None,
-        model: IndexModel | None = None, histogram: np.ndarray | None = None, min_confidence: float = 0.85,
+        model: IndexModel | None = None, histogram: np.ndarray | None = None, min_confidence: float = 0.7,
     ) -> dict[str, AttributeValue]:
         found = self.from_references(trusted)
         nearby = [*trusted, *neighbours, *(lookalikes or [])]

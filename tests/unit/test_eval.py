@@ -56,6 +56,10 @@ def test_description_contradictions():
     assert contradicts(vocab.named("Selling my shirts by Nike."), truth)
     assert not contradicts(vocab.named("Selling my item. Details: orange colour."), {"category": "Satsumas"})
     assert not contradicts(vocab.named("Selling my Bravo Apple Juice."), {"category": "Juice"})
+    brands = Vocabulary([{"category": "Tops", "attributes": {"Brand": "AND", "Main Trend": "New Basics"}},
+                         {"category": "Tops", "attributes": {"Brand": "Basics"}}])
+    assert brands.named("Tops for work and play, main trend New Basics.")["Brand"] == set()
+    assert brands.named("Tops by AND.")["Brand"] == {"and"}
     queries = [{"title": "t", **r} for r in rows[:2]]
     results = [{"description": "Selling my tshirts by Nike."}, {"description": "Selling my tshirts by Nike."}]
     assert description_wrong(queries, results, vocab) == 0.5
