@@ -106,6 +106,14 @@ def fit_logistic(features: np.ndarray, y: np.ndarray, ridge: float = 1e-2, steps
     return [float(v) for v in w]
 
 
+def fit_rate(features: np.ndarray, right: np.ndarray) -> list[float]:
+    """A calibration that holds up when every held-out case was right (or wrong): one pseudo-case of
+    each outcome at the mean features keeps the fit finite and the rate below 1."""
+    features = np.asarray(features, dtype=float).reshape(len(right), -1)
+    pseudo = np.repeat(features.mean(0, keepdims=True), 2, axis=0)
+    return fit_logistic(np.vstack([features, pseudo]), np.concatenate([np.asarray(right, float), [1.0, 0.0]]))
+
+
 def logistic(coef: list[float], *features: float) -> float:
     z = coef[0] + sum(c * f for c, f in zip(coef[1:], features, strict=True))
     return float(1 / (1 + np.exp(-np.clip(z, -30, 30))))
@@ -277,13 +285,12 @@ def fit(records: Records, seed: int = 0) -> IndexModel:
     if held["top_ok"]:
         ok = np.array(held["top_ok"], dtype=float)
         report["held_out_identical@1"] = round(float(ok.mean()), 4)
-        if kind == "spu" and 0 < ok.sum() < len(ok):
-            model.gate = fit_logistic(np.array(held["gate"]), ok)
+        if kind == "spu":
+            model.gate = fit_rate(np.array(held["gate"]), ok)
     if held["cat_ok"]:
         ok = np.array(held["cat_ok"], dtype=float)
         report["held_out_category_acc"] = round(float(ok.mean()), 4)
-        if 0 < ok.sum() < len(ok):
-            model.category = fit_logistic(np.array(held["cat"]), ok)
+        model.category = fit_rate(np.array(held["cat"]), ok)
     model.attributes, report["held_out_attributes"] = _fit_attributes(held["attr"] | _lookalike_samples(records, rng))
     model.colours, model.colour_names = _colour_table(records)
     model.idf = _idf(records)
@@ -398,8 +405,8 @@ def _fit_attributes(samples: dict[str, list[tuple[float, bool]]]) -> tuple[dict[
         for key, values in [*((k, v) for k, v in samples.items() if k.startswith(source + ":")),
                             (f"{source}:*", pooled)]:
             arr = np.array(values, dtype=float).reshape(-1, 2)
-            if len(arr) >= 30 and 0 < arr[:, 1].sum() < len(arr):
-                coefs[key] = fit_logistic(arr[:, :1], arr[:, 1])
+            if len(arr) >= 30:
+                coefs[key] = fit_rate(arr[:, :1], arr[:, 1])
                 report[key] = {"n": len(arr), "acc": round(float(arr[:, 1].mean()), 3)}
     return coefs, report
 
