@@ -83,7 +83,9 @@ def greedy_policy(tmp_path_factory) -> str:
 def test_transformers_backend_streams_through_the_graph(ctx, tiny_model, greedy_policy):
     run_ctx = Context(index_dir=ctx.index_dir, generator="transformers", model=tiny_model, policy=greedy_policy)
     tokens, final = run({"photos": [BANANA]}, run_ctx)
-    assert len(tokens) >= 3 and final["generator"] == "transformers"
+    # TextIteratorStreamer flushes at word boundaries; random weights may write one long "word", so
+    # the number of chunks depends on the prompt. What matters: the text came through the messages stream.
+    assert any(tokens) and final["generator"] == "transformers"
     assert "generator failed" not in (final["degraded"] or "")
     joined = "".join(tokens).strip()
     if final["moderation"]["passed"]:  # random weights write gibberish; moderation may still cut it
