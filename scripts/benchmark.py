@@ -122,7 +122,7 @@ def bench_embed_query(images: Path) -> dict:
     from ipl_tools.photos import resolve
 
     embedder = plugins.get("embedder", "efficientnet-lite0")
-    photos = [resolve(str(p), load_policy().limits) for p in sorted((images / "images").glob("*.jpg"))[:40]]
+    photos = [resolve(str(p), load_policy().limits) for p in sorted(images.rglob("*.jpg"))[:40]]
     embedder.embed_query(photos[:1])
     times = []
     for p in photos[1:]:
