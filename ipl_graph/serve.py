@@ -98,11 +98,16 @@ def running(index: str, port: int | None = None, config: str = "langgraph.json",
         wait_until_up(url, server, timeout_s)
         yield url
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait()
+        stop(server, grace_s=10)
         workdir.cleanup()
+
+
+def stop(process: subprocess.Popen, grace_s: float = 15.0) -> None:
+    """Stop a server started in its own session, with all its children: SIGTERM, then SIGKILL."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,7 +19,7 @@ from helpers import QUERIES, ROOT, SAMPLE, runtime
 from ipl_graph.cli import main
 from ipl_graph.context import Context
 from ipl_graph.graph import builder, route_after_confirm_attributes, route_after_extract_attributes
-from ipl_graph.serve import free_port, wait_until_up
+from ipl_graph.serve import free_port, stop, wait_until_up
 from ipl_graph.state import State
 
 JUICE = QUERIES / "Bravo-Apple-Juice_001.jpg"
@@ -50,12 +49,7 @@ def server(sample_index, tmp_path_factory) -> Iterator[str]:
             pytest.fail(f"ipl serve did not start:\n{log.read()[-3000:]}")
         yield url
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop(process)
         log.close()
 
 
