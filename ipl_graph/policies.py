@@ -17,6 +17,7 @@ class Thresholds(BaseModel):
     spu_gate: float = Field(ge=-1, le=1)
     max_references: int = Field(ge=0)
     attribute_min_confidence: float = Field(default=0.85, ge=0, le=1)
+    name_category_min_confidence: float = Field(default=0.0, ge=0, le=1)
 
 
 class Limits(BaseModel):

@@ -4,11 +4,12 @@ In order of trust:
 1. the identical product's catalog facts (references that passed the SPU gate, voted by similarity);
 2. text read off the packaging: a brand or model the nearby catalog listings name, a capacity;
 3. the photo's own pixels for the colour, named by the catalog photos of nearest colour histogram;
-4. for the template's other attributes, the similarity-weighted vote of the catalog's look-alikes
-   (raw embedding) or of the product hits (learned space), whichever the index's calibration on
-   held-out catalog photos trusts more, stated only when it says a vote this unanimous is right
-   often enough (`attribute_min_confidence`; brand and model, which misrepresent an item when wrong,
-   need more).
+4. for the template's other attributes (and the colour, where it trusts it more than the namer),
+   the similarity-weighted vote of the catalog's look-alikes (raw embedding), of the product hits
+   (learned space), or the index's linear probe for that attribute (`probe.py`), whichever the
+   index's calibration on held-out catalog photos trusts most, stated only when it says a value
+   this well supported is right often enough (`attribute_min_confidence`; brand and model, which
+   misrepresent an item when wrong, need more).
 
 Also writes the price suggestion (`price.py`), which rests on the same references.
 """
@@ -99,9 +100,11 @@ class EvidenceExtractor:
         return AttributeValue(value=name, source="photo", confidence=round(share, 3))
 
     def from_votes(self, sources: dict[str, list[Neighbour]], names: list[str], model: IndexModel,
-                   min_confidence: float) -> dict[str, AttributeValue]:
+                   min_confidence: float, probes: dict[str, dict[str, float]] | None = None,
+                   ) -> dict[str, AttributeValue]:
         """Per attribute, the value the look-alikes ('similar') or the product hits ('products') vote
-        for, whichever the index's calibration trusts more, if it trusts it enough."""
+        for, or the probe's most probable value ({name: {value: probability}} in `probes`),
+        whichever the index's calibration trusts most, if it trusts it enough."""
         found = {}
         for name in names:
             best: tuple[float, str, str] | None = None
@@ -110,18 +113,27 @@ class EvidenceExtractor:
                 confidence = model.attribute_confidence(name, agreement, source)
                 if value is not None and (best is None or confidence > best[0]):
                     best = (confidence, value, source)
+            if (probes or {}).get(name):
+                value, p = max(probes[name].items(), key=lambda kv: kv[1])  # type: ignore[index]
+                confidence = model.attribute_confidence(name, p, "probe")
+                if best is None or confidence > best[0]:
+                    best = (confidence, value, "probe")
             if best is None or best[0] < max(min_confidence, STRICT.get(name, 0.0)):
                 continue
             confidence, value, source = best
-            agreeing = [n.id for n in sources[source] if n.attributes.get(name) == value][:3]
-            found[name] = AttributeValue(value=value, source=f"{source}:" + ",".join(agreeing),
-                                         confidence=round(confidence, 3))
+            if source == "probe":
+                evidence = f"probe:p={probes[name][value]:.2f}"  # type: ignore[index]
+            else:
+                agreeing = [n.id for n in sources[source] if n.attributes.get(name) == value][:3]
+                evidence = f"{source}:" + ",".join(agreeing)
+            found[name] = AttributeValue(value=value, source=evidence, confidence=round(confidence, 3))
         return found
 
     def extract(
         self, trusted: list[Neighbour], neighbours: list[Neighbour], ocr_lines: list[str],
         photos: list[Photo], wanted: list[str], lookalikes: list[Neighbour] | None = None,
         model: IndexModel | None = None, histogram: np.ndarray | None = None, min_confidence: float = 0.7,
+        probes: dict[str, dict[str, float]] | None = None,
     ) -> dict[str, AttributeValue]:
         found = self.from_references(trusted)
         nearby = [*trusted, *neighbours, *(lookalikes or [])]
@@ -134,12 +146,15 @@ class EvidenceExtractor:
             found["Capacity"] = capacity
         if "Colour" in wanted and "Colour" not in found:
             colour = self.colour_from_photo(photos, histogram, model, min_confidence)
+            probed = self.from_votes({}, ["Colour"], model, min_confidence, probes).get("Colour") if model else None
+            if probed is not None and (colour is None or probed.confidence > colour.confidence):
+                colour = probed
             if colour is not None:
                 found["Colour"] = colour
         if model is not None:
             rest = [n for n in wanted if n not in found and n != "Colour"]
             sources = {"similar": lookalikes or [], "products": neighbours[:VOTE_K]}
-            found |= self.from_votes(sources, rest, model, min_confidence)
+            found |= self.from_votes(sources, rest, model, min_confidence, probes)
         return found
 
 
@@ -154,6 +169,8 @@ def extract_attributes(state: State, runtime: Runtime[Context]) -> dict[str, Any
     trusted = [Neighbour.model_validate(n) for n in state.trusted]
     histogram = part(searcher.embedder.embed(photos), "colour").mean(0)  # (192,): colour is mirror-blind
     lookalikes = searcher.lookalikes(photos, LOOKALIKE_K)
+    vectors = searcher.vectors(photos)
+    probes = {name: searcher.model.distribution(name, vectors) for name in wanted}
     found = plugins.get("extractor", ctx.extractor).extract(
         trusted,
         [Neighbour.model_validate(n) for n in state.neighbours],
@@ -164,6 +181,7 @@ def extract_attributes(state: State, runtime: Runtime[Context]) -> dict[str, Any
         model=searcher.model,
         histogram=histogram,
         min_confidence=policy.thresholds.attribute_min_confidence,
+        probes=probes,
     )
     return {
         "attributes": {name: v.value for name, v in found.items()},

@@ -1,8 +1,10 @@
 """categorize: the leaf category by similarity-weighted vote of the catalog's nearest products.
 
-Each product hit votes for its category with weight sim**8. The confidence is calibrated: the index
-learned, on held-out catalog photos, how often a vote with this share and score is right
-(`learn.py`). Below the policy's `category_min_confidence` the graph abstains.
+Each product hit votes for its category with weight sim**8; where the index has a category probe
+(`probe.py`), the vote's shares and the probe's probabilities are averaged. The confidence is
+calibrated: the index learned, on held-out catalog photos, how often a vote (or blend) with this
+share and score is right (`learn.py`). Below the policy's `category_min_confidence` the graph
+abstains.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from ipl_graph.context import Context
 from ipl_graph.policies import load_policy
 from ipl_graph.schemas import CategoryGuess, Neighbour
 from ipl_graph.state import State
-from ipl_tools.learn import VOTE_POWER, vote
+from ipl_tools.learn import VOTE_POWER, shares
+from ipl_tools.probe import blend
 from ipl_tools.safety import unsafe
-from ipl_tools.search import neighbours_of, searcher_for
+from ipl_tools.search import neighbours_of, photos_of, searcher_for
 
 Calibrate = Callable[[float, float], float]
 """(vote share, top score) -> P(the vote is right)."""
@@ -34,10 +37,13 @@ class KnnVote:
         self.power = power
 
     def categorize(
-        self, neighbours: list[Neighbour], min_confidence: float, calibrate: Calibrate | None = None
+        self, neighbours: list[Neighbour], min_confidence: float, calibrate: Calibrate | None = None,
+        prior: dict[str, float] | None = None,
     ) -> CategoryGuess:
-        best, share, _ = vote([(n.similarity, n.category) for n in neighbours], self.power)
-        if best is None:
+        """`prior`: {category: probability} of the probe, blended with the vote when given."""
+        votes = shares([(n.similarity, n.category) for n in neighbours], self.power)
+        best, share = blend(votes, prior) if prior else blend(votes)
+        if best is None or not neighbours:
             return CategoryGuess(name=None, confidence=0.0)
         confidence = calibrate(share, neighbours[0].similarity) if calibrate else share
         confidence = round(min(confidence, 0.9999), 4)
@@ -45,16 +51,18 @@ class KnnVote:
         runner_up = others[0] if others else None
         if confidence < min_confidence:
             return CategoryGuess(name=None, confidence=confidence, runner_up=best)
-        path = next(n.category_path for n in neighbours if n.category == best)
+        path = next((n.category_path for n in neighbours if n.category == best and n.category_path), [best])
         return CategoryGuess(name=best, confidence=confidence, path=path, runner_up=runner_up)
 
 
 def categorize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context
     policy = load_policy(ctx.policy)
-    model = searcher_for(runtime).model
+    searcher = searcher_for(runtime)
+    model = searcher.model
+    prior = model.distribution("category", searcher.vectors(photos_of(state))) if model.blends_category else None
     guess = plugins.get("categorizer", ctx.categorizer).categorize(
-        neighbours_of(state, runtime), policy.thresholds.category_min_confidence, model.category_confidence
+        neighbours_of(state, runtime), policy.thresholds.category_min_confidence, model.category_confidence, prior
     )
     update: dict[str, Any] = {
         "category": guess.name,

@@ -33,17 +33,30 @@ from ipl_tools.template_writer import compose_title, write
 LANGUAGES = {"en": "English", "zh": "Simplified Chinese"}
 
 
-def facts_of(state: State) -> dict[str, Any]:
+def facts_of(state: State, policy: Policy | None = None) -> dict[str, Any]:
     """Everything the description may state, and nothing else."""
     product = state.trusted[0]["title"] if state.trusted else None
     return {
         "lang": state.lang,
         "mode": mode_of(state),
-        "category": state.category,
+        "category": named_category(state, policy),
         "product": product,
         "attributes": [[n, v] for n, v in state.attributes.items()],
         "seller_note": state.hint.strip(),
     }
+
+
+def named_category(state: State, policy: Policy | None = None) -> str | None:
+    """The category the text may name: the leaf when the categorizer is sure enough of it (policy
+    `name_category_min_confidence`), else the nearest broader category on its path ('Topwear' for a
+    Tshirts-or-Sweaters guess), else none. The listing's category field keeps the leaf either way."""
+    if not state.category:
+        return None
+    least = policy.thresholds.name_category_min_confidence if policy else 0.0
+    if (state.category_confidence or 0.0) >= least:
+        return state.category
+    leaf = state.category.casefold().rstrip("s")
+    return next((p for p in reversed(state.category_path or []) if p.casefold().rstrip("s") != leaf), None)
 
 
 def mode_of(state: State) -> str:
@@ -52,8 +65,10 @@ def mode_of(state: State) -> str:
     return "image_template" if state.category else "image_only"
 
 
-def build_messages(state: State, with_images: bool, image_max_side: int = 768) -> list[BaseMessage]:
-    facts = facts_of(state)
+def build_messages(
+    state: State, with_images: bool, image_max_side: int = 768, policy: Policy | None = None
+) -> list[BaseMessage]:
+    facts = facts_of(state, policy)
     mode = facts["mode"]
     note = facts["seller_note"] or "(none)"
     facts_json = json.dumps(facts, ensure_ascii=False)
@@ -61,14 +76,14 @@ def build_messages(state: State, with_images: bool, image_max_side: int = 768) -
     if mode == "image_only":
         text = render("image_only", seller_note=note, facts=facts_json)
     elif mode == "image_template":
-        text = render("image_template", category=state.category, attributes=template, seller_note=note,
+        text = render("image_template", category=facts["category"] or "item", attributes=template, seller_note=note,
                       facts=facts_json)
     else:
         refs = "\n".join(
             f"- {r.get('title') or r['id']}: {json.dumps(r.get('attributes') or {}, ensure_ascii=False)}"
             for r in state.trusted
         )
-        text = render("image_template_refs", category=state.category or "item", attributes=template,
+        text = render("image_template_refs", category=facts["category"] or "item", attributes=template,
                       references=refs, seller_note=note, facts=facts_json)
     content: list[str | dict[str, Any]] = [{"type": "text", "text": text}]
     if with_images:
@@ -145,9 +160,9 @@ def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     ctx = runtime.context
     policy = load_policy(ctx.policy)
     prewarm()  # the moderation Guard loads while the model writes
-    facts = facts_of(state)
+    facts = facts_of(state, policy)
     model = plugins.get("generator", ctx.generator, ctx.model, ctx.base_url)
-    messages = build_messages(state, getattr(model, "multimodal", False), policy.generation.image_max_side)
+    messages = build_messages(state, getattr(model, "multimodal", False), policy.generation.image_max_side, policy)
     moderator = StreamModerator(policy, Grounding.of(state, policy))
     update: dict[str, Any] = {"mode": facts["mode"], "title": compose_title(facts), "generator": ctx.generator}
     try:

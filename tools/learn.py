@@ -7,6 +7,10 @@
   without the held-out fold, so scores look like those of new photos): P(the top hit is the
   identical product | score, margin), P(the category vote is right | share, score), and per
   attribute P(the value voted by look-alikes is right | agreement).
+- Linear probes (`probe.py`) for the category and every attribute the catalog states, with the
+  calibration of their probability fitted on the first fold's held-out photos (the probes refitted
+  without them and without their near-duplicates). Where there is a category probe, the category
+  is the blend of the kNN vote and the probe, and its calibration is fitted on that blend.
 - The colour namer's catalog histograms and the IDF of title trigrams for OCR text matching.
 
 No label of a query is ever used: everything here comes from catalog rows.
@@ -25,6 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from ipl_tools.probe import Probe, blend, fit_probes
 
 MODEL_FILE = "ipl-model.npz"
 LDA_REG = 0.1
@@ -124,6 +130,20 @@ def logistic(coef: list[float], *features: float) -> float:
 
 def vote(hits: list[tuple[float, str | None]], power: float = VOTE_POWER) -> tuple[str | None, float, float]:
     """(winner, its share of all weight, total weight) of values voted with weight sim**power."""
+    votes, total = _votes(hits, power)
+    if not votes or total <= 0:
+        return None, 0.0, total
+    best = max(votes.items(), key=lambda kv: kv[1])
+    return best[0], best[1] / total, total
+
+
+def shares(hits: list[tuple[float, str | None]], power: float = VOTE_POWER) -> dict[str, float]:
+    """{value: its share of all weight} of values voted with weight sim**power."""
+    votes, total = _votes(hits, power)
+    return {v: w / total for v, w in votes.items()} if total > 0 else {}
+
+
+def _votes(hits: list[tuple[float, str | None]], power: float) -> tuple[dict[str, float], float]:
     votes: dict[str, float] = defaultdict(float)
     total = 0.0
     for sim, value in hits:
@@ -131,10 +151,7 @@ def vote(hits: list[tuple[float, str | None]], power: float = VOTE_POWER) -> tup
         total += weight
         if value:
             votes[value] += weight
-    if not votes or total <= 0:
-        return None, 0.0, total
-    best = max(votes.items(), key=lambda kv: kv[1])
-    return best[0], best[1] / total, total
+    return votes, total
 
 
 def fold(text: str) -> str:
@@ -188,6 +205,8 @@ class IndexModel:
     """Colour histograms (M, 192) of catalog photos that state a Colour, and their names."""
     colour_names: list[str] = field(default_factory=list)
     idf: dict[str, float] = field(default_factory=dict)
+    probes: dict[str, Probe] = field(default_factory=dict)
+    """Per label ('category' or an attribute name), its linear probe on raw photo vectors."""
     report: dict[str, Any] = field(default_factory=dict)
     """What the fit saw: held-out accuracies, calibrated thresholds, sizes."""
 
@@ -195,9 +214,10 @@ class IndexModel:
         meta = {
             "count": self.count, "label_kind": self.label_kind, "gate": self.gate, "category": self.category,
             "attributes": self.attributes, "colour_names": self.colour_names, "idf": self.idf,
-            "report": self.report,
+            "report": self.report, "probes": {name: p.classes for name, p in self.probes.items()},
         }
         arrays = {"mean": self.mean, "meta": np.array(json.dumps(meta))}
+        arrays |= {f"probe:{name}": p.weights for name, p in self.probes.items()}
         if self.matrix is not None:
             arrays["matrix"] = self.matrix
         if self.colours is not None:
@@ -218,6 +238,7 @@ class IndexModel:
                 matrix=z.get("matrix"), gate=meta["gate"], category=meta["category"],
                 attributes=meta["attributes"], colours=z.get("colours"),
                 colour_names=meta["colour_names"], idf=meta["idf"], report=meta.get("report", {}),
+                probes={name: Probe(classes, z[f"probe:{name}"]) for name, classes in meta.get("probes", {}).items()},
             )
 
     def project(self, x: np.ndarray) -> np.ndarray:
@@ -228,11 +249,23 @@ class IndexModel:
         return logistic(self.gate, score, margin) if self.gate else 0.0
 
     def category_confidence(self, share: float, score: float) -> float:
+        """P(the category is right), from its share of the vote (blended with the probe's
+        probability where there is a category probe) and the top hit's score."""
         return logistic(self.category, share, score) if self.category else share
 
+    @property
+    def blends_category(self) -> bool:
+        """Whether the category calibration was fitted on the blend of the kNN vote and the probe."""
+        return self.report.get("category_vote") == "knn+probe" and "category" in self.probes
+
+    def distribution(self, name: str, vectors: np.ndarray) -> dict[str, float]:
+        """{value: probability} of a label by its probe over a listing's photos; {} with no probe."""
+        probe = self.probes.get(name)
+        return probe.distribution(vectors) if probe is not None and len(vectors) else {}
+
     def attribute_confidence(self, name: str, agreement: float, source: str = "similar") -> float:
-        """P(a value voted with this agreement is right), for votes of look-alikes ('similar') or
-        of the product hits ('products')."""
+        """P(a value voted with this agreement is right), for votes of look-alikes ('similar'), of
+        the product hits ('products'), or a probe's probability ('probe')."""
         coef = self.attributes.get(f"{source}:{name}") or self.attributes.get(f"{source}:*")
         return logistic(coef, agreement) if coef else 0.0
 
@@ -281,6 +314,7 @@ def fit(records: Records, seed: int = 0) -> IndexModel:
         mean, matrix = fit_lda(records.vectors[some], labels[some])
     model = IndexModel(count=len(records.vectors), label_kind=kind, mean=mean, matrix=matrix)
     held = _cross_fit(records, kind, rng)
+    model.probes = fit_probes(records.vectors, _labels(records))
     report: dict[str, Any] = {"photos": len(records.vectors), "label_kind": kind, "held_out": len(held["top_ok"])}
     if held["top_ok"]:
         ok = np.array(held["top_ok"], dtype=float)
@@ -289,6 +323,7 @@ def fit(records: Records, seed: int = 0) -> IndexModel:
             model.gate = fit_rate(np.array(held["gate"]), ok)
     if held["cat_ok"]:
         ok = np.array(held["cat_ok"], dtype=float)
+        report["category_vote"] = "knn+probe" if "category" in model.probes else "knn"
         report["held_out_category_acc"] = round(float(ok.mean()), 4)
         model.category = fit_rate(np.array(held["cat"]), ok)
     model.attributes, report["held_out_attributes"] = _fit_attributes(held["attr"] | _lookalike_samples(records, rng))
@@ -296,6 +331,15 @@ def fit(records: Records, seed: int = 0) -> IndexModel:
     model.idf = _idf(records)
     model.report = report | {"fit_s": round(time.perf_counter() - started, 1)}
     return model
+
+
+def _labels(records: Records, rows: np.ndarray | None = None) -> dict[str, list[Any]]:
+    """{label: value per photo} for the probes: the category and every attribute stated."""
+    metas = records.metas if rows is None else [records.metas[i] for i in rows]
+    attrs = [json.loads(m.get("attributes") or "{}") for m in metas]
+    names = sorted({k for a in attrs for k, v in a.items() if v})
+    labels = {"category": [m.get("category") for m in metas]}
+    return labels | {name: [a.get(name) for a in attrs] for name in names}
 
 
 def _cross_fit(records: Records, kind: str, rng: np.random.Generator) -> dict[str, Any]:
@@ -310,12 +354,16 @@ def _cross_fit(records: Records, kind: str, rng: np.random.Generator) -> dict[st
     attrs = [json.loads(m.get("attributes") or "{}") for m in records.metas]
     folds = rng.permutation(n) % FOLDS
     per_fold = max(1, MAX_CALIBRATION // FOLDS)
+    probes: dict[str, Probe] = {}
     for f in range(FOLDS):
         train, test = np.where(folds != f)[0], np.where(folds == f)[0]
         test = rng.permutation(test)[:per_fold]
         some = rng.permutation(train)[:MAX_PROJECTION]
         mean, matrix = fit_lda(records.vectors[some], labels[some])
         p_train = project(records.vectors[train], mean, matrix)
+        if f == 0:  # the probes' calibration: this fold's held-out photos
+            unlike = _unlike(records, groups, train, test)
+            probes = fit_probes(records.vectors[unlike], _labels(records, unlike))
         for start in range(0, len(test), 256):
             idx = test[start : start + 256]
             sims = project(records.vectors[idx], mean, matrix) @ p_train.T  # (B, T)
@@ -330,15 +378,33 @@ def _cross_fit(records: Records, kind: str, rng: np.random.Generator) -> dict[st
                     out["gate"].append([s1, s1 - s2])
                     out["top_ok"].append(g1 == groups[i])
                 top = ranked[:VOTE_K]
-                winner, share, _ = vote([(s, categories[j]) for s, _, j in top])
-                if categories[i]:
+                knn = shares([(s, categories[j]) for s, _, j in top])
+                if categories[i] and (f == 0 or "category" not in probes):
+                    winner, share = blend(knn, probes["category"].distribution(records.vectors[i : i + 1])) \
+                        if "category" in probes else max(knn.items(), key=lambda kv: kv[1], default=(None, 0.0))
                     out["cat"].append([share, s1])
                     out["cat_ok"].append(winner == categories[i])
+                if f == 0:
+                    for name, truth in attrs[i].items():
+                        if truth and name in probes:
+                            value, p = max(probes[name].distribution(records.vectors[i : i + 1]).items(),
+                                           key=lambda kv: kv[1])
+                            out["attr"][f"probe:{name}"].append((p, _same(value, truth)))
                 for name, truth in attrs[i].items():
                     if truth:
                         value, agreement, _ = vote([(s, attrs[j].get(name)) for s, _, j in top])
                         out["attr"][f"products:{name}"].append((agreement, _same(value, truth)))
     return out
+
+
+def _unlike(records: Records, groups: np.ndarray, train: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """The training photos that are not near-duplicates (same product, the same shot) of a test photo."""
+    near = np.zeros(len(train), dtype=bool)
+    for start in range(0, len(test), 256):
+        idx = test[start : start + 256]
+        raw = records.vectors[idx] @ records.vectors[train].T  # (B, T)
+        near |= ((groups[idx][:, None] == groups[train][None, :]) & (raw > NEAR_DUPLICATE)).any(0)
+    return train[~near]
 
 
 def _same(value: Any, truth: Any) -> bool:
@@ -400,7 +466,7 @@ def _fit_attributes(samples: dict[str, list[tuple[float, bool]]]) -> tuple[dict[
     """Per source and attribute: P(the voted value is right | agreement)."""
     coefs: dict[str, list[float]] = {}
     report: dict[str, Any] = {}
-    for source in ("similar", "products"):
+    for source in ("similar", "products", "probe"):
         pooled = [v for k, vs in samples.items() if k.startswith(source + ":") for v in vs]
         for key, values in [*((k, v) for k, v in samples.items() if k.startswith(source + ":")),
                             (f"{source}:*", pooled)]:

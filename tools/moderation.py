@@ -237,7 +237,7 @@ def moderate_stream(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     cut_at, reason = found
     safe = state.description[:cut_at].strip()
     if not safe:
-        safe = write({**facts_of(state), "seller_note": ""})  # without the note that may hold the violation
+        safe = write({**facts_of(state, policy), "seller_note": ""})  # without the note that may hold the violation
     update: dict[str, Any] = {
         "description": safe,
         "moderation": Moderation(passed=False, violations=[reason], cut_at=cut_at).model_dump(),

@@ -100,7 +100,7 @@ def _en_thing(facts: dict[str, Any]) -> str:
     if facts.get("product"):
         return str(facts["product"])
     category = facts.get("category")
-    return category.lower() if category else "this item"
+    return category.lower() if category else "item"
 
 
 def _tokens(text: str) -> list[str]:

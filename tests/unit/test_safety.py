@@ -16,6 +16,17 @@ from ipl_tools.safety import check_safety, find_prohibited
 BANANA = str(QUERIES / "Banana_001.jpg")
 
 
+def test_an_exposed_part_needs_a_second_body_part():
+    from ipl_tools.safety import exposed_parts
+
+    melon = [{"class": "FEMALE_BREAST_EXPOSED", "score": 0.84}, {"class": "FEMALE_BREAST_COVERED", "score": 0.56},
+             {"class": "MALE_GENITALIA_EXPOSED", "score": 0.35}]  # NudeNet on a cantaloupe in a shop
+    assert exposed_parts(melon) == []
+    person = [{"class": "FEMALE_BREAST_EXPOSED", "score": 0.76}, {"class": "BELLY_EXPOSED", "score": 0.82}]
+    assert exposed_parts(person) == ["FEMALE_BREAST_EXPOSED"]
+    assert exposed_parts([*person[1:], {"class": "FACE_FEMALE", "score": 0.9}]) == []  # nothing exposed
+
+
 def test_nudenet_runs_on_a_real_photo_and_auto_picks_it():
     pytest.importorskip("nudenet")
     detector = plugins.get("nudity", "auto")

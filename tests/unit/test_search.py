@@ -23,6 +23,7 @@ from ipl_tools.learn import (
     trigrams,
     vote,
 )
+from ipl_tools.probe import blend, fit_probe
 from ipl_tools.search import aggregate, product_of
 
 
@@ -140,4 +141,30 @@ def test_fit_calibrates_and_round_trips(tmp_path):
     again = IndexModel.load(tmp_path)
     assert again.count == model.count and np.allclose(again.matrix, model.matrix)
     assert again.gate == model.gate and again.idf == model.idf
+    assert again.probes.keys() == model.probes.keys() == {"category", "Brand"}
+    assert np.allclose(again.probes["Brand"].weights, model.probes["Brand"].weights)
+    assert model.blends_category and "probe:Brand" in model.attributes
     assert IndexModel.load(tmp_path / "nowhere") is None
+
+
+def test_probe_learns_what_a_nearest_neighbour_misses():
+    """Labels carried by a few directions among many noisy ones: the probe finds the directions,
+    1-NN in the raw space drowns in the noise."""
+    x, y = blobs(n_classes=5, per_class=40, dim=256, spread=0.5, seed=1)
+    train, test = np.arange(len(y)) % 4 != 0, np.arange(len(y)) % 4 == 0
+    probe = fit_probe(x[train], [f"c{c}" for c in y[train]])
+    predicted = np.array(probe.classes)[probe.probabilities(x[test]).argmax(1)]
+    probe_acc = float((predicted == np.array([f"c{c}" for c in y[test]])).mean())
+    assert probe_acc > nn_accuracy(x[train], y[train], x[test], y[test]) + 0.1
+    listing = probe.distribution(x[test][:3])
+    assert abs(sum(listing.values()) - 1) < 1e-5 and set(listing) == set(probe.classes)
+    assert fit_probe(x, ["only"] * len(x)) is None and fit_probe(x, [None] * len(x)) is None
+
+
+def test_blend_averages_distributions():
+    assert blend({"Tshirts": 0.6, "Sweaters": 0.4}, {"Sweaters": 0.9, "Tshirts": 0.1}) == ("Sweaters", 0.65)
+    assert blend({}) == (None, 0.0)
+    hits = [Neighbour(id="a", similarity=0.9, category="Tshirts", category_path=["Topwear", "Tshirts"]),
+            Neighbour(id="b", similarity=0.89, category="Sweaters")]
+    guess = KnnVote().categorize(hits, 0.5, calibrate=lambda share, top: share, prior={"Sweaters": 1.0})
+    assert guess.name == "Sweaters" and guess.path == ["Sweaters"]

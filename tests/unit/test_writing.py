@@ -11,6 +11,7 @@ from helpers import runtime
 from ipl_graph.context import Context
 from ipl_graph.policies import load_policy
 from ipl_graph.state import State
+from ipl_tools.generate import facts_of
 from ipl_tools.moderation import first_violation, moderate_stream
 from ipl_tools.template_writer import TemplateChatModel, compose_title, write
 from ipl_tools.truncate import cut
@@ -106,3 +107,20 @@ def test_template_writer_states_nothing_the_grounding_check_would_flag():
     planted = write(FACTS).replace("Nike", "Adidas")
     assert "ungrounded brand" in first_violation(planted, policy, Grounding.of(State(attributes={"Brand": "Nike"}),
                                                                                 policy))[1]
+
+
+def test_text_names_the_leaf_category_only_when_sure():
+    from ipl_tools.generate import named_category
+
+    policy = load_policy()
+    least = policy.thresholds.name_category_min_confidence
+    assert 0 < least < 1
+    path = ["Footwear", "Flip Flops", "Flip Flops"]
+    sure = State(category="Flip Flops", category_confidence=least, category_path=path)
+    unsure = State(category="Flip Flops", category_confidence=least - 0.01, category_path=path)
+    assert named_category(sure, policy) == "Flip Flops"
+    assert named_category(unsure, policy) == "Footwear"  # never the leaf's own name one level up
+    assert named_category(State(category="Sandals", category_confidence=0.1, category_path=["Sandal", "Sandals"]),
+                          policy) is None
+    assert named_category(State(), policy) is None
+    assert "flip flops" not in write(facts_of(unsure, policy)).casefold()
