@@ -89,12 +89,14 @@ def fit_probes(vectors: np.ndarray, labels: dict[str, list[Any]]) -> dict[str, P
     return probes
 
 
-def blend(*distributions: dict[str, float]) -> tuple[str | None, float]:
-    """(winner, its mean probability) over several {value: probability} distributions."""
+def blend(*distributions: dict[str, float], weights: tuple[float, ...] | None = None) -> tuple[str | None, float]:
+    """(winner, its weighted mean probability) over several {value: probability} distributions
+    (equal weights unless given)."""
+    weights = weights or (1.0,) * len(distributions)
     total: Counter[str] = Counter()
-    for d in distributions:
-        total.update(d)
+    for d, w in zip(distributions, weights, strict=True):
+        total.update({k: w * v for k, v in d.items()})
     if not total:
         return None, 0.0
     winner, score = total.most_common(1)[0]
-    return winner, score / len(distributions)
+    return winner, score / sum(weights)
