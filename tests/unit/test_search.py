@@ -166,8 +166,8 @@ def test_probe_learns_what_a_nearest_neighbour_misses():
 def test_blend_averages_distributions():
     assert blend({"Tshirts": 0.6, "Sweaters": 0.4}, {"Sweaters": 0.9, "Tshirts": 0.1}) == ("Sweaters", 0.65)
     assert blend({}) == (None, 0.0)
-    assert blend({"Tshirts": 0.6, "Sweaters": 0.4}, {"Sweaters": 0.9, "Tshirts": 0.1}, weights=(3, 1)) == (
-        "Tshirts", pytest.approx(0.475))
+    assert blend({"Tshirts": 0.6, "Sweaters": 0.4}, {"Sweaters": 0.9, "Tshirts": 0.1}, weights=(9, 1)) == (
+        "Tshirts", pytest.approx(0.55))
     hits = [Neighbour(id="a", similarity=0.9, category="Tshirts", category_path=["Topwear", "Tshirts"]),
             Neighbour(id="b", similarity=0.89, category="Sweaters")]
     guess = KnnVote().categorize(hits, 0.5, calibrate=lambda share, top: share, prior={"Sweaters": 1.0})
