@@ -38,12 +38,11 @@ class KnnVote:
 
     def categorize(
         self, neighbours: list[Neighbour], min_confidence: float, calibrate: Calibrate | None = None,
-        prior: dict[str, float] | None = None, prior_weight: float = 0.5,
+        prior: dict[str, float] | None = None,
     ) -> CategoryGuess:
-        """`prior`: {category: probability} of the probe, blended with the vote (the prior with
-        `prior_weight`, the vote with the rest) when given."""
+        """`prior`: {category: probability} of the probe, blended with the vote when given."""
         votes = shares([(n.similarity, n.category) for n in neighbours], self.power)
-        best, share = blend(votes, prior, weights=(1 - prior_weight, prior_weight)) if prior else blend(votes)
+        best, share = blend(votes, prior) if prior else blend(votes)
         if best is None or not neighbours:
             return CategoryGuess(name=None, confidence=0.0)
         confidence = calibrate(share, neighbours[0].similarity) if calibrate else share
@@ -63,8 +62,7 @@ def categorize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     model = searcher.model
     prior = model.distribution("category", searcher.vectors(photos_of(state))) if model.blends_category else None
     guess = plugins.get("categorizer", ctx.categorizer).categorize(
-        neighbours_of(state, runtime), policy.thresholds.category_min_confidence, model.category_confidence, prior,
-        model.probe_weight,
+        neighbours_of(state, runtime), policy.thresholds.category_min_confidence, model.category_confidence, prior
     )
     update: dict[str, Any] = {
         "category": guess.name,

@@ -10,8 +10,7 @@
 - Linear probes (`probe.py`) for the category and every attribute the catalog states, with the
   calibration of their probability fitted on the first fold's held-out photos (the probes refitted
   without them and without their near-duplicates). Where there is a category probe, the category
-  is the blend of the kNN vote and the probe, weighted as the same held-out photos preferred
-  (`PROBE_WEIGHTS`), and its calibration is fitted on that blend.
+  is the blend of the kNN vote and the probe, and its calibration is fitted on that blend.
 - The colour namer's catalog histograms and the IDF of title trigrams for OCR text matching.
 
 No label of a query is ever used: everything here comes from catalog rows.
@@ -45,9 +44,6 @@ MAX_CALIBRATION = 4000
 VOTE_K = 10
 VOTE_POWER = 8.0
 LOOKALIKE_K = 10
-PROBE_WEIGHTS = (0.5, 0.3, 0.7)
-"""The probe's weight in the category blend is the one of these that held-out photos find most
-accurate (the first on a tie)."""
 NEAR_DUPLICATE = 0.9
 """Raw cosine above which two photos of one product are taken for the same shot (hidden from each
 other when the calibrations are fitted)."""
@@ -258,11 +254,6 @@ class IndexModel:
         return logistic(self.category, share, score) if self.category else share
 
     @property
-    def probe_weight(self) -> float:
-        """The probe's weight in the category blend (the kNN vote has the rest)."""
-        return float(self.report.get("category_probe_weight", 0.5))
-
-    @property
     def blends_category(self) -> bool:
         """Whether the category calibration was fitted on the blend of the kNN vote and the probe."""
         return self.report.get("category_vote") == "knn+probe" and "category" in self.probes
@@ -332,8 +323,7 @@ def fit(records: Records, seed: int = 0) -> IndexModel:
             model.gate = fit_rate(np.array(held["gate"]), ok)
     if held["cat_ok"]:
         ok = np.array(held["cat_ok"], dtype=float)
-        report["category_vote"] = "knn+probe" if "category" in model.probes and held["probe_weight"] else "knn"
-        report["category_probe_weight"] = held["probe_weight"]
+        report["category_vote"] = "knn+probe" if "category" in model.probes else "knn"
         report["held_out_category_acc"] = round(float(ok.mean()), 4)
         model.category = fit_rate(np.array(held["cat"]), ok)
     model.attributes, report["held_out_attributes"] = _fit_attributes(held["attr"] | _lookalike_samples(records, rng))
@@ -356,9 +346,7 @@ def _cross_fit(records: Records, kind: str, rng: np.random.Generator) -> dict[st
     """Scores of held-out photos against the rest, with the projection refitted per fold. A held-out
     photo's near-duplicates (same product, raw cosine over NEAR_DUPLICATE: the same shot) are
     hidden from it, so it is scored as a new seller photo would be."""
-    out: dict[str, Any] = {"gate": [], "top_ok": [], "cat": [], "cat_ok": [], "attr": defaultdict(list),
-                           "probe_weight": None}
-    blends: list[tuple[dict[str, float], dict[str, float], float, str]] = []
+    out: dict[str, Any] = {"gate": [], "top_ok": [], "cat": [], "cat_ok": [], "attr": defaultdict(list)}
     n = len(records.vectors)
     if kind == "none" or n < 2 * FOLDS:
         return out
@@ -391,12 +379,9 @@ def _cross_fit(records: Records, kind: str, rng: np.random.Generator) -> dict[st
                     out["top_ok"].append(g1 == groups[i])
                 top = ranked[:VOTE_K]
                 knn = shares([(s, categories[j]) for s, _, j in top])
-                if categories[i] and "category" in probes:
-                    if f == 0:
-                        blends.append((knn, probes["category"].distribution(records.vectors[i : i + 1]), s1,
-                                       categories[i]))
-                elif categories[i]:
-                    winner, share = max(knn.items(), key=lambda kv: kv[1], default=(None, 0.0))
+                if categories[i] and (f == 0 or "category" not in probes):
+                    winner, share = blend(knn, probes["category"].distribution(records.vectors[i : i + 1])) \
+                        if "category" in probes else max(knn.items(), key=lambda kv: kv[1], default=(None, 0.0))
                     out["cat"].append([share, s1])
                     out["cat_ok"].append(winner == categories[i])
                 if f == 0:
@@ -409,15 +394,6 @@ def _cross_fit(records: Records, kind: str, rng: np.random.Generator) -> dict[st
                     if truth:
                         value, agreement, _ = vote([(s, attrs[j].get(name)) for s, _, j in top])
                         out["attr"][f"products:{name}"].append((agreement, _same(value, truth)))
-    if blends:
-        def right(w: float) -> int:
-            return sum(blend(k, p, weights=(1 - w, w))[0] == truth for k, p, _, truth in blends)
-
-        out["probe_weight"] = w = max(PROBE_WEIGHTS, key=right)  # max keeps the first on a tie
-        for k, p, s1, truth in blends:
-            winner, share = blend(k, p, weights=(1 - w, w))
-            out["cat"].append([share, s1])
-            out["cat_ok"].append(winner == truth)
     return out
 
 

@@ -89,14 +89,12 @@ def fit_probes(vectors: np.ndarray, labels: dict[str, list[Any]]) -> dict[str, P
     return probes
 
 
-def blend(*distributions: dict[str, float], weights: tuple[float, ...] | None = None) -> tuple[str | None, float]:
-    """(winner, its weighted mean probability) over several {value: probability} distributions
-    (equal weights unless given)."""
-    weights = weights or (1.0,) * len(distributions)
+def blend(*distributions: dict[str, float]) -> tuple[str | None, float]:
+    """(winner, its mean probability) over several {value: probability} distributions."""
     total: Counter[str] = Counter()
-    for d, w in zip(distributions, weights, strict=True):
-        total.update({k: w * v for k, v in d.items()})
+    for d in distributions:
+        total.update(d)
     if not total:
         return None, 0.0
     winner, score = total.most_common(1)[0]
-    return winner, score / sum(weights)
+    return winner, score / len(distributions)
