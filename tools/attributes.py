@@ -106,6 +106,7 @@ class EvidenceExtractor:
         for, or the probe's most probable value ({name: {value: probability}} in `probes`),
         whichever the index's calibration trusts most, if it trusts it enough."""
         found = {}
+        probes = probes or {}
         for name in names:
             best: tuple[float, str, str] | None = None
             for source, hits in sources.items():
@@ -113,8 +114,8 @@ class EvidenceExtractor:
                 confidence = model.attribute_confidence(name, agreement, source)
                 if value is not None and (best is None or confidence > best[0]):
                     best = (confidence, value, source)
-            if (probes or {}).get(name):
-                value, p = max(probes[name].items(), key=lambda kv: kv[1])  # type: ignore[index]
+            if probes.get(name):
+                value, p = max(probes[name].items(), key=lambda kv: kv[1])
                 confidence = model.attribute_confidence(name, p, "probe")
                 if best is None or confidence > best[0]:
                     best = (confidence, value, "probe")
@@ -122,7 +123,7 @@ class EvidenceExtractor:
                 continue
             confidence, value, source = best
             if source == "probe":
-                evidence = f"probe:p={probes[name][value]:.2f}"  # type: ignore[index]
+                evidence = f"probe:p={probes[name][value]:.2f}"
             else:
                 agreeing = [n.id for n in sources[source] if n.attributes.get(name) == value][:3]
                 evidence = f"{source}:" + ",".join(agreeing)
