@@ -89,7 +89,7 @@ class EvidenceExtractor:
     def colour_from_photo(self, photos: list[Photo], histogram: np.ndarray | None = None,
                           model: IndexModel | None = None, min_confidence: float = 0.0) -> AttributeValue | None:
         if model is not None and model.colours is not None and histogram is not None:
-            name, share, _ = name_colour(histogram, model.colours, model.colour_names)
+            name, share = name_colour(histogram, model.colours, model.colour_names)
             confidence = model.attribute_confidence("Colour", share)
             if name is None or confidence < min_confidence:
                 return None

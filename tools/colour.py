@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from ipl_tools.learn import LOOKALIKE_K, vote
+
 PALETTE: dict[str, tuple[int, int, int]] = {
     "Black": (25, 25, 25), "White": (240, 240, 240), "Grey": (128, 128, 128), "Red": (200, 30, 40),
     "Maroon": (110, 20, 35), "Pink": (235, 140, 170), "Orange": (240, 130, 40), "Yellow": (240, 210, 50),
@@ -31,20 +33,11 @@ def dominant_colour(img: Image.Image, background_tolerance: float = 40.0) -> tup
     return _NAMES[best], float(counts[best] / counts.sum())
 
 
-def name_colour(
-    histogram: np.ndarray, table: np.ndarray, names: list[str], k: int = 10, power: float = 8.0
-) -> tuple[str | None, float, list[int]]:
-    """The photo's colour in the catalog's own words: the similarity-weighted vote of the k catalog
-    photos whose colour histograms (`table`, (M, 192)) are nearest to this one's (192,).
-
-    Returns (name, agreement, indices of the agreeing catalog photos)."""
+def name_colour(histogram: np.ndarray, table: np.ndarray, names: list[str]) -> tuple[str | None, float]:
+    """The photo's colour in the catalog's own words: (name, agreement) of the similarity-weighted
+    vote of the catalog photos whose colour histograms (`table`, (M, 192)) are nearest to this
+    one's (192,): the same vote, over as many photos, that the index calibrated (`learn.py`)."""
     sims = table.astype(np.float32) @ histogram.astype(np.float32)  # (M,)
-    near = np.argsort(-sims)[:k]
-    weights = np.maximum(sims[near], 0.0) ** power
-    votes: dict[str, float] = {}
-    for j, w in zip(near, weights, strict=True):
-        votes[names[j]] = votes.get(names[j], 0.0) + float(w)
-    if not votes or weights.sum() <= 0:
-        return None, 0.0, []
-    best = max(votes, key=lambda n: votes[n])
-    return best, votes[best] / float(weights.sum()), [int(j) for j in near if names[j] == best]
+    near = np.argsort(-sims)[:LOOKALIKE_K]
+    name, agreement, _ = vote([(float(sims[j]), names[j]) for j in near])
+    return name, agreement
