@@ -369,7 +369,10 @@ def _cross_fit(records: Records, kind: str, rng: np.random.Generator) -> dict[st
             sims = project(records.vectors[idx], mean, matrix) @ p_train.T  # (B, T)
             raw = records.vectors[idx] @ records.vectors[train].T  # (B, T)
             sims[(groups[idx][:, None] == groups[train][None, :]) & (raw > NEAR_DUPLICATE)] = -2.0
-            for row, i in zip(sims, idx, strict=True):
+            probed = {name: p.probabilities(records.vectors[idx]) for name, p in probes.items()} if f == 0 else {}
+            for r, (row, i) in enumerate(zip(sims, idx, strict=True)):
+                said = {name: dict(zip(probes[name].classes, ps[r], strict=True)) for name, ps in probed.items()
+                        if name == "category" or attrs[i].get(name)}  # {label: {value: probability}}
                 ranked = [(s, g, train[j]) for s, g, j in _best_per_group(row, groups[train])]
                 if len(ranked) < 2:
                     continue
@@ -380,16 +383,14 @@ def _cross_fit(records: Records, kind: str, rng: np.random.Generator) -> dict[st
                 top = ranked[:VOTE_K]
                 knn = shares([(s, categories[j]) for s, _, j in top])
                 if categories[i] and (f == 0 or "category" not in probes):
-                    winner, share = blend(knn, probes["category"].distribution(records.vectors[i : i + 1])) \
+                    winner, share = blend(knn, said["category"]) \
                         if "category" in probes else max(knn.items(), key=lambda kv: kv[1], default=(None, 0.0))
                     out["cat"].append([share, s1])
                     out["cat_ok"].append(winner == categories[i])
-                if f == 0:
-                    for name, truth in attrs[i].items():
-                        if truth and name in probes:
-                            value, p = max(probes[name].distribution(records.vectors[i : i + 1]).items(),
-                                           key=lambda kv: kv[1])
-                            out["attr"][f"probe:{name}"].append((p, _same(value, truth)))
+                for name, truth in attrs[i].items():
+                    if truth and name in said:
+                        value, p = max(said[name].items(), key=lambda kv: kv[1])
+                        out["attr"][f"probe:{name}"].append((p, _same(value, truth)))
                 for name, truth in attrs[i].items():
                     if truth:
                         value, agreement, _ = vote([(s, attrs[j].get(name)) for s, _, j in top])
