@@ -32,11 +32,29 @@ photos, none with a second part)."""
 
 
 def exposed_parts(found: list[dict[str, Any]]) -> list[str]:
-    """The exposed classes of NudeNet detections ({class, score}) that make a photo unsafe."""
+    """The exposed classes of NudeNet detections ({class, score[, box]}) that make a photo unsafe."""
     parts = {d["class"].removesuffix("_EXPOSED").removesuffix("_COVERED") for d in found if d["score"] >= CONTEXT_SCORE}
     if len(parts) < 2:
         return []
-    return sorted({d["class"] for d in found if d["class"] in EXPOSED and d["score"] >= MIN_NUDITY_SCORE})
+    male_chest = [d for d in found if d["class"] == "MALE_BREAST_EXPOSED" and d["score"] >= MIN_NUDITY_SCORE]
+    return sorted({
+        d["class"] for d in found
+        if d["class"] in EXPOSED and d["score"] >= MIN_NUDITY_SCORE
+        and not (d["class"] == "FEMALE_BREAST_EXPOSED" and any(same_chest(d, m) for m in male_chest))
+    })
+
+
+def same_chest(breast: dict[str, Any], other: dict[str, Any]) -> bool:
+    """Whether two breast detections are the pair of one chest: side by side, level, no more than a
+    breast's width apart. NudeNet has no class for a man in briefs seen without his face, and reads
+    one side of his chest as female, the other as male (17 of the 21 men's underwear photos in the
+    fashion catalog); a chest it reads as both is a man's."""
+    if "box" not in breast or "box" not in other:
+        return False
+    (x1, y1, w1, h1), (x2, y2, w2, h2) = breast["box"], other["box"]
+    level = min(y1 + h1, y2 + h2) > max(y1, y2)
+    gap = max(x1, x2) - min(x1 + w1, x2 + w2)
+    return level and gap <= max(w1, w2)
 
 
 class NudeNetDetector:

@@ -27,6 +27,22 @@ def test_an_exposed_part_needs_a_second_body_part():
     assert exposed_parts([*person[1:], {"class": "FACE_FEMALE", "score": 0.9}]) == []  # nothing exposed
 
 
+def test_a_chest_read_as_both_male_and_female_is_a_mans():
+    from ipl_tools.safety import exposed_parts
+
+    # NudeNet on myntra-15784, a man in briefs cropped at the neck (boxes are x, y, w, h).
+    briefs = [{"class": "BELLY_EXPOSED", "score": 0.82, "box": [65, 41, 92, 66]},
+              {"class": "FEMALE_BREAST_EXPOSED", "score": 0.76, "box": [114, 0, 66, 45]},
+              {"class": "FEMALE_GENITALIA_COVERED", "score": 0.65, "box": [89, 129, 47, 43]},
+              {"class": "MALE_BREAST_EXPOSED", "score": 0.59, "box": [51, 0, 60, 41]}]
+    assert exposed_parts(briefs) == []
+    # A man beside a topless woman: her chest is elsewhere in the photo, and still counts.
+    apart = [*briefs[:3], {"class": "MALE_BREAST_EXPOSED", "score": 0.59, "box": [400, 0, 60, 41]}]
+    assert exposed_parts(apart) == ["FEMALE_BREAST_EXPOSED"]
+    unsure = [*briefs[:3], {"class": "MALE_BREAST_EXPOSED", "score": 0.45, "box": [51, 0, 60, 41]}]
+    assert exposed_parts(unsure) == ["FEMALE_BREAST_EXPOSED"]
+
+
 def test_nudenet_runs_on_a_real_photo_and_auto_picks_it():
     pytest.importorskip("nudenet")
     detector = plugins.get("nudity", "auto")
