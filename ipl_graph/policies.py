@@ -53,12 +53,15 @@ class Disclosure(BaseModel):
 
 
 class GenerationPolicy(BaseModel):
-    """Limits passed to model-backed generators on every call."""
+    """Limits passed to model-backed generators on every call, and the categories no text names."""
 
     max_new_tokens: int = Field(default=256, gt=0)
     temperature: float = Field(default=0.7, ge=0)
     top_p: float = Field(default=0.9, gt=0, le=1)
     image_max_side: int = Field(default=768, gt=0, description="photos are scaled down to this many pixels a side")
+    unnamed_categories: list[str] = Field(
+        default_factory=list, description="catalog sections that are no name for the thing sold ('Packages')"
+    )
 
 
 class Templates(BaseModel):

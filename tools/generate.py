@@ -49,14 +49,17 @@ def facts_of(state: State, policy: Policy | None = None) -> dict[str, Any]:
 def named_category(state: State, policy: Policy | None = None) -> str | None:
     """The category the text may name: the leaf when the categorizer is sure enough of it (policy
     `name_category_min_confidence`), else the nearest broader category on its path ('Topwear' for a
-    Tshirts-or-Sweaters guess), else none. The listing's category field keeps the leaf either way."""
+    Tshirts-or-Sweaters guess) that is a name for the thing (not a section like 'Packages', policy
+    `generation.unnamed_categories`), else none. The listing's category field keeps the leaf either way."""
     if not state.category:
         return None
     least = policy.thresholds.name_category_min_confidence if policy else 0.0
     if (state.category_confidence or 0.0) >= least:
         return state.category
     leaf = state.category.casefold().rstrip("s")
-    return next((p for p in reversed(state.category_path or []) if p.casefold().rstrip("s") != leaf), None)
+    unnamed = {c.casefold() for c in policy.generation.unnamed_categories} if policy else set()
+    broader = (p for p in reversed(state.category_path or []) if p.casefold().rstrip("s") != leaf)
+    return next((p for p in broader if p.casefold() not in unnamed), None)
 
 
 def mode_of(state: State) -> str:

@@ -84,9 +84,7 @@ def write(facts: dict[str, Any]) -> str:
     if zh:
         details = "，".join(f"{ZH_NAME.get(n, n)}{v}" for n, v in attrs)
     else:
-        details = ", ".join(
-            EN_PHRASE.get(n, n.lower() + " {v}").format(v=v, lv=v.lower()) for n, v in attrs
-        )
+        details = ", ".join(_en_phrase(n, v) for n, v in attrs)
     sentences = [pick("open", thing=thing)]
     if details:
         sentences.append(pick("details", details=details))
@@ -94,6 +92,12 @@ def write(facts: dict[str, Any]) -> str:
     sentences.append(pick("note", note=note) if note else pick("no_note"))
     sentences.append(pick("close"))
     return ("" if zh else " ").join(sentences)
+
+
+def _en_phrase(name: str, value: str) -> str:
+    """'regular fit' for Fit: Regular Fit, not 'regular fit fit'."""
+    phrase = EN_PHRASE.get(name, name.lower() + " {v}").format(v=value, lv=value.lower())
+    return re.sub(r"\b(\w+) \1\b", r"\1", phrase)
 
 
 def _en_thing(facts: dict[str, Any]) -> str:

@@ -27,6 +27,8 @@ def test_writer_states_every_given_attribute_in_order_and_nothing_else():
     bare = write({**FACTS, "attributes": [], "seller_note": ""})
     assert "Nike" not in bare and "white" not in bare.lower().replace("photos", "")
     assert "photos" in bare  # no note: condition is what the photos show, not a claim
+    fitted = write({**FACTS, "attributes": [["Fit", "Regular Fit"], ["Neck", "Round Neck"], ["Fabric", "Cotton"]]})
+    assert "regular fit, round neck, cotton fabric" in fitted  # not "regular fit fit"
 
 
 def test_writer_phrasing_varies_across_listings_but_is_stable():
@@ -123,4 +125,8 @@ def test_text_names_the_leaf_category_only_when_sure():
     assert named_category(State(category="Sandals", category_confidence=0.1, category_path=["Sandal", "Sandals"]),
                           policy) is None
     assert named_category(State(), policy) is None
+    juice = State(category="Juice", category_confidence=0.7, category_path=["Packages", "Juice"])
+    assert "Packages" in policy.generation.unnamed_categories
+    assert named_category(juice, policy) is None  # a catalog section, no name for a carton of juice
+    assert "packages" not in write(facts_of(juice, policy)).casefold()
     assert "flip flops" not in write(facts_of(unsure, policy)).casefold()
