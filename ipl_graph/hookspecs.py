@@ -34,7 +34,7 @@ def register_nudity_detectors(register: Register) -> None:
 
 @hookspec
 def register_categorizers(register: Register) -> None:
-    """Categorizers: `categorize(neighbours, policy) -> CategoryGuess`."""
+    """Categorizers: `categorize(neighbours, min_confidence, calibrate, prior, prior_weight) -> CategoryGuess`."""
 
 
 @hookspec

@@ -20,7 +20,7 @@ from ipl_graph.policies import load_policy
 from ipl_graph.schemas import CategoryGuess, Neighbour
 from ipl_graph.state import State
 from ipl_tools.learn import VOTE_POWER, shares
-from ipl_tools.probe import blend
+from ipl_tools.probe import blend, blend_category
 from ipl_tools.safety import unsafe
 from ipl_tools.search import neighbours_of, photos_of, searcher_for
 
@@ -38,11 +38,12 @@ class KnnVote:
 
     def categorize(
         self, neighbours: list[Neighbour], min_confidence: float, calibrate: Calibrate | None = None,
-        prior: dict[str, float] | None = None,
+        prior: dict[str, float] | None = None, prior_weight: float = 0.5,
     ) -> CategoryGuess:
-        """`prior`: {category: probability} of the probe, blended with the vote when given."""
+        """`prior`: {category: probability} of the probe, blended with the vote when given, at
+        `prior_weight` (the vote has the rest)."""
         votes = shares([(n.similarity, n.category) for n in neighbours], self.power)
-        best, share = blend(votes, prior) if prior else blend(votes)
+        best, share = blend_category(votes, prior, prior_weight) if prior else blend(votes)
         if best is None or not neighbours:
             return CategoryGuess(name=None, confidence=0.0)
         confidence = calibrate(share, neighbours[0].similarity) if calibrate else share
@@ -62,7 +63,8 @@ def categorize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     model = searcher.model
     prior = model.distribution("category", searcher.vectors(photos_of(state))) if model.blends_category else None
     guess = plugins.get("categorizer", ctx.categorizer).categorize(
-        neighbours_of(state, runtime), policy.thresholds.category_min_confidence, model.category_confidence, prior
+        neighbours_of(state, runtime), policy.thresholds.category_min_confidence, model.category_confidence, prior,
+        model.category_probe_weight,
     )
     update: dict[str, Any] = {
         "category": guess.name,

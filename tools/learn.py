@@ -30,9 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from ipl_tools.probe import Probe, blend, fit_probes
+from ipl_tools.probe import Probe, blend_category, category_probe_weight, fit_probes
 
 MODEL_FILE = "ipl-model.npz"
+MODEL_FORMAT = 2
+"""Bumped when what a saved model means changes (2: the category blend's weights depend on the label kind); a model
+saved in another format is refitted on load, from the catalog in the index."""
 LDA_REG = 0.1
 """Ridge on the within-class scatter, as a share of its mean eigenvalue."""
 MAX_DIM = 128
@@ -215,6 +218,7 @@ class IndexModel:
             "count": self.count, "label_kind": self.label_kind, "gate": self.gate, "category": self.category,
             "attributes": self.attributes, "colour_names": self.colour_names, "idf": self.idf,
             "report": self.report, "probes": {name: p.classes for name, p in self.probes.items()},
+            "format": MODEL_FORMAT,
         }
         arrays = {"mean": self.mean, "meta": np.array(json.dumps(meta))}
         arrays |= {f"probe:{name}": p.weights for name, p in self.probes.items()}
@@ -228,11 +232,14 @@ class IndexModel:
 
     @classmethod
     def load(cls, directory: Path) -> IndexModel | None:
+        """The saved model; None when there is none or it was saved in another format."""
         path = directory / MODEL_FILE
         if not path.exists():
             return None
         with np.load(path) as z:
             meta = json.loads(str(z["meta"]))
+            if meta.get("format") != MODEL_FORMAT:
+                return None
             return cls(
                 count=meta["count"], label_kind=meta["label_kind"], mean=z["mean"],
                 matrix=z.get("matrix"), gate=meta["gate"], category=meta["category"],
@@ -252,6 +259,11 @@ class IndexModel:
         """P(the category is right), from its share of the vote (blended with the probe's
         probability where there is a category probe) and the top hit's score."""
         return logistic(self.category, share, score) if self.category else share
+
+    @property
+    def category_probe_weight(self) -> float:
+        """The probe's weight in this catalog's category blend."""
+        return category_probe_weight(self.label_kind)
 
     @property
     def blends_category(self) -> bool:
@@ -383,7 +395,7 @@ def _cross_fit(records: Records, kind: str, rng: np.random.Generator) -> dict[st
                 top = ranked[:VOTE_K]
                 knn = shares([(s, categories[j]) for s, _, j in top])
                 if categories[i] and (f == 0 or "category" not in probes):
-                    winner, share = blend(knn, said["category"]) \
+                    winner, share = blend_category(knn, said["category"], category_probe_weight(kind)) \
                         if "category" in probes else max(knn.items(), key=lambda kv: kv[1], default=(None, 0.0))
                     out["cat"].append([share, s1])
                     out["cat_ok"].append(winner == categories[i])

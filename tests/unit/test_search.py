@@ -23,7 +23,7 @@ from ipl_tools.learn import (
     trigrams,
     vote,
 )
-from ipl_tools.probe import blend, fit_probe
+from ipl_tools.probe import blend, blend_category, fit_probe
 from ipl_tools.search import aggregate, product_of
 
 
@@ -125,7 +125,8 @@ def test_label_kind_prefers_spu_groups_then_categories():
     assert label_kind([{**m, "category": ""} for m in solo]) == "none"
 
 
-def test_fit_calibrates_and_round_trips(tmp_path):
+def test_fit_calibrates_and_round_trips(tmp_path, monkeypatch):
+    from ipl_tools import learn
     from ipl_tools.embedding import DIM
 
     x, y = blobs(n_classes=8, per_class=25, dim=DIM, spread=0.06)
@@ -145,6 +146,8 @@ def test_fit_calibrates_and_round_trips(tmp_path):
     assert np.allclose(again.probes["Brand"].weights, model.probes["Brand"].weights)
     assert model.blends_category and "probe:Brand" in model.attributes
     assert IndexModel.load(tmp_path / "nowhere") is None
+    monkeypatch.setattr(learn, "MODEL_FORMAT", learn.MODEL_FORMAT + 1)
+    assert IndexModel.load(tmp_path) is None  # saved by an earlier version: the index refits it
 
 
 def test_probe_learns_what_a_nearest_neighbour_misses():
@@ -164,6 +167,9 @@ def test_probe_learns_what_a_nearest_neighbour_misses():
 def test_blend_averages_distributions():
     assert blend({"Tshirts": 0.6, "Sweaters": 0.4}, {"Sweaters": 0.9, "Tshirts": 0.1}) == ("Sweaters", 0.65)
     assert blend({}) == (None, 0.0)
+    assert blend({"Tshirts": 0.6, "Sweaters": 0.4}, {"Sweaters": 0.9, "Tshirts": 0.1}, weights=(9, 1)) == \
+        ("Tshirts", pytest.approx(0.55))
+    assert blend_category({"Tshirts": 0.6, "Sweaters": 0.4}, {"Sweaters": 0.6, "Tshirts": 0.4}, 0.7)[0] == "Sweaters"
     hits = [Neighbour(id="a", similarity=0.9, category="Tshirts", category_path=["Topwear", "Tshirts"]),
             Neighbour(id="b", similarity=0.89, category="Sweaters")]
     guess = KnnVote().categorize(hits, 0.5, calibrate=lambda share, top: share, prior={"Sweaters": 1.0})
