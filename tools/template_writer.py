@@ -65,9 +65,10 @@ def compose_title(facts: dict[str, Any]) -> str:
     if facts.get("product"):
         return str(facts["product"])
     attrs = dict(facts.get("attributes") or [])
-    parts = [attrs.get("Brand"), attrs.get("Colour"), facts.get("category") or "item"]
+    zh = facts.get("lang") == "zh"
+    parts = [attrs.get("Brand"), attrs.get("Colour"), facts.get("category") or ("物品" if zh else "item")]
     title = " ".join(p for p in parts if p)
-    return title if facts.get("lang") != "zh" else title.replace(" ", "")
+    return title.replace(" ", "") if zh else title[0].upper() + title[1:]
 
 
 def write(facts: dict[str, Any]) -> str:

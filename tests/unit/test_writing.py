@@ -54,6 +54,9 @@ def test_template_model_streams_tokens_that_add_up():
 def test_title_prefers_the_identical_products_name():
     assert compose_title(FACTS) == "Nike White Tshirts"
     assert compose_title({**FACTS, "product": "Nike Dri-Fit Tee"}) == "Nike Dri-Fit Tee"
+    unnamed = {**FACTS, "category": None, "attributes": []}
+    assert compose_title(unnamed) == "Item" and compose_title({**unnamed, "lang": "zh"}) == "物品"
+    assert "物品" in write({**unnamed, "lang": "zh"})
 
 
 @pytest.mark.parametrize(
