@@ -40,7 +40,7 @@ def crop(img: Image.Image) -> Image.Image:
     """Resize the short side to SIZE and centre-crop a SIZE x SIZE square."""
     w, h = img.size
     scale = SIZE / min(w, h)
-    img = img.resize((max(SIZE, round(w * scale)), max(SIZE, round(h * scale))), Image.BILINEAR)
+    img = img.resize((max(SIZE, round(w * scale)), max(SIZE, round(h * scale))), Image.Resampling.BILINEAR)
     left, top = (img.width - SIZE) // 2, (img.height - SIZE) // 2
     return img.crop((left, top, left + SIZE, top + SIZE))
 

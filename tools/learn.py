@@ -220,7 +220,7 @@ class IndexModel:
             "report": self.report, "probes": {name: p.classes for name, p in self.probes.items()},
             "format": MODEL_FORMAT,
         }
-        arrays = {"mean": self.mean, "meta": np.array(json.dumps(meta))}
+        arrays: dict[str, Any] = {"mean": self.mean, "meta": np.array(json.dumps(meta))}
         arrays |= {f"probe:{name}": p.weights for name, p in self.probes.items()}
         if self.matrix is not None:
             arrays["matrix"] = self.matrix

@@ -35,7 +35,7 @@ class RapidOCREngine:
         img = load_rgb(path, sha256)
         scale = OCR_SIDE / max(img.size)
         if scale > 1:  # packaging text in small photos is only read once enlarged (~3x more lines)
-            img = img.resize((round(img.width * scale), round(img.height * scale)), Image.BICUBIC)
+            img = img.resize((round(img.width * scale), round(img.height * scale)), Image.Resampling.BICUBIC)
         rgb = np.ascontiguousarray(np.asarray(img)[:, :, ::-1])  # (H, W, 3) BGR for OpenCV
         with self._lock:
             result, _ = self._engine(rgb)
