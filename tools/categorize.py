@@ -20,7 +20,7 @@ from ipl_graph.policies import load_policy
 from ipl_graph.schemas import CategoryGuess, Neighbour
 from ipl_graph.state import State
 from ipl_tools.learn import VOTE_POWER, shares
-from ipl_tools.probe import blend, blend_category
+from ipl_tools.probe import blend_category
 from ipl_tools.safety import unsafe
 from ipl_tools.search import neighbours_of, photos_of, searcher_for
 
@@ -43,7 +43,7 @@ class KnnVote:
         """`prior`: {category: probability} of the probe, blended with the vote when given, at
         `prior_weight` (the vote has the rest)."""
         votes = shares([(n.similarity, n.category) for n in neighbours], self.power)
-        best, share = blend_category(votes, prior, prior_weight) if prior else blend(votes)
+        best, share = blend_category(votes, prior, prior_weight)
         if best is None or not neighbours:
             return CategoryGuess(name=None, confidence=0.0)
         confidence = calibrate(share, neighbours[0].similarity) if calibrate else share

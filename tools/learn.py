@@ -395,8 +395,7 @@ def _cross_fit(records: Records, kind: str, rng: np.random.Generator) -> dict[st
                 top = ranked[:VOTE_K]
                 knn = shares([(s, categories[j]) for s, _, j in top])
                 if categories[i] and (f == 0 or "category" not in probes):
-                    winner, share = blend_category(knn, said["category"], category_probe_weight(kind)) \
-                        if "category" in probes else max(knn.items(), key=lambda kv: kv[1], default=(None, 0.0))
+                    winner, share = blend_category(knn, said.get("category"), category_probe_weight(kind))
                     out["cat"].append([share, s1])
                     out["cat_ok"].append(winner == categories[i])
                 for name, truth in attrs[i].items():

@@ -114,6 +114,7 @@ def category_probe_weight(label_kind: str) -> float:
     return CATEGORY_PROBE_WEIGHT.get(label_kind, 0.5)
 
 
-def blend_category(votes: dict[str, float], probe: dict[str, float], weight: float) -> tuple[str | None, float]:
-    """The category blend of the kNN vote's shares and the probe's probabilities (`weight` for the probe)."""
-    return blend(votes, probe, weights=(1 - weight, weight))
+def blend_category(votes: dict[str, float], probe: dict[str, float] | None, weight: float) -> tuple[str | None, float]:
+    """(category, its share): the blend of the kNN vote's shares and the probe's probabilities
+    (`weight` for the probe), or the vote alone where there is no probe."""
+    return blend(votes, probe, weights=(1 - weight, weight)) if probe else blend(votes)
