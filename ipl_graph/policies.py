@@ -26,6 +26,11 @@ class Limits(BaseModel):
     max_photo_pixels: int = Field(gt=0)
     max_title_chars: int = Field(gt=0)
     max_description_chars: int = Field(gt=0)
+    max_hint_chars: int = Field(default=2000, gt=0, description="longest seller hint taken (CLI, API, page)")
+    min_photo_side: int = Field(default=32, gt=0, description="a photo whose shorter side is below this shows no product")
+    photo_store_bytes: int = Field(
+        default=2_000_000_000, gt=0, description="bound on the server's photo store; oldest photos go first"
+    )
 
 
 class SafetyPolicy(BaseModel):
