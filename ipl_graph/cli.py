@@ -50,6 +50,13 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--ablation", action="store_true", help="add the seed's Table 7 rows under 'ablation'")
     ev.add_argument("--policy", default="default")
     ev.add_argument("--out", default="eval-report.json", help="JSON report; .md and .png are written beside it")
+    ev.add_argument(
+        "--longtail", action="store_true",
+        help="long-tail protocol: index a long-tailed subsample of the catalog (products, i.e. spu groups or"
+        " else categories, in a seeded order; the one at rank r keeps n1 / r**s photos, rounded, down to one) and"
+        " leave 10%% of the products out entirely; their queries give open_false_trust. Use its own --index.",
+    )
+    ev.add_argument("--seed", type=int, default=0, help="seed of the --longtail subsample (default: 0)")
     return p
 
 
@@ -146,7 +153,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from ipl_graph.evaluate import evaluate, write_report
 
-    report, details = evaluate(args.catalog, args.queries, args.index, args.limit, args.ablation, args.policy)
+    report, details = evaluate(args.catalog, args.queries, args.index, args.limit, args.ablation, args.policy,
+                               args.seed if args.longtail else None)
     written = write_report(report, args.out, details)
     print(json.dumps(report, indent=2))
     print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)

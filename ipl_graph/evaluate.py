@@ -8,11 +8,14 @@ description are the truth it is scored against. A query is never in the index.
 from __future__ import annotations
 
 import json
+import math
+import random
 import re
 import statistics
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -22,8 +25,18 @@ from ipl_tools.colour import PALETTE
 FIGURES = [
     "identical@1", "identical@5", "gate_precision", "gate_recall", "category_acc", "attr_acc",
     "attr_coverage", "attr_wrong", "desc_wrong", "bleu1", "bleu2", "bleu3", "bleu4", "rouge1", "rouge2",
-    "rougeL", "sim", "latency_p50", "latency_p95", "n_queries",
+    "rougeL", "sim", "latency_p50", "latency_p95", "n_queries", "macro_category_acc", "confident_wrong",
+    "confident_share", "open_false_trust", "n_open",
 ]
+CONFIDENT = 0.9
+"""Confidence at which an answer counts as stated with certainty (`confident_wrong`): the level at which
+the text names the leaf category (`name_category_min_confidence`)."""
+BANDS = ((1, 3), (4, 10), (11, 50), (51, None))
+"""Catalog photos of a category, by band: the long-tail figures are given per band."""
+LONGTAIL_SEED = 0
+LONGTAIL_OPEN = 0.1
+"""Share of the catalog's products (spu groups, else categories) left out of a long-tail catalog entirely:
+their queries measure open-set false trust."""
 SCORED_ATTRIBUTES = ("Brand", "Colour", "Gender", "Usage", "Pattern", "Sleeve Length", "Neck", "Fit", "Fabric")
 """EVAL.md's attributes; a pair counts only where the truth category's template also lists it."""
 ABLATION = {
@@ -222,7 +235,8 @@ def sentence_similarities(a: list[str], b: list[str], batch: int = 32) -> list[f
     return [float(s) for s in (embed(a) * embed(b)).sum(1)]
 
 
-def details(queries: list[dict], runs: list[tuple[dict, float]]) -> list[dict[str, Any]]:
+def details(queries: list[dict], runs: list[tuple[dict, float]], open_ids: frozenset[str] = frozenset()
+            ) -> list[dict[str, Any]]:
     """One line per query: truth beside what the graph said, for reading the failures."""
     return [
         {
@@ -231,28 +245,120 @@ def details(queries: list[dict], runs: list[tuple[dict, float]]) -> list[dict[st
             "hits": [[n.get("spu") or n.get("id"), n.get("similarity")] for n in (r.get("neighbours") or [])[:5]],
             "trusted": [n.get("id") for n in r.get("trusted") or []], "attributes": r.get("attributes"),
             "evidence": r.get("evidence"), "description": r.get("description"), "price": r.get("price"),
-            "degraded": r.get("degraded"),
+            "degraded": r.get("degraded"), "open_set": q["id"] in open_ids,
             "latency_s": round(t, 3),
         }
         for q, (r, t) in zip(queries, runs, strict=True)
     ]
 
 
-def figures(queries: list[dict], runs: list[tuple[dict, float]], policy: Any, vocab: Vocabulary) -> dict[str, Any]:
+def figures(queries: list[dict], runs: list[tuple[dict, float]], policy: Any, vocab: Vocabulary,
+            catalog_rows: list[dict] | None = None, open_ids: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """EVAL.md's figures and the long-tail ones. Queries in `open_ids` are of products left out of the
+    catalog: they count only in the open-set figures and in `confident_wrong`, which is over every answer."""
     results = [r for r, _ in runs]
     latencies = sorted(t for _, t in runs)
-    out: dict[str, Any] = retrieval(queries, results)
-    out["category_acc"] = mean(
-        norm(r.get("category") or "") == norm(q["category"]) for q, r in zip(queries, results, strict=True)
-        if q.get("category")
-    )
-    out |= attributes(queries, results, policy)
-    out["desc_wrong"] = description_wrong(queries, results, vocab)
-    out |= text_scores(queries, results)
+    known = [(q, r) for q, r in zip(queries, results, strict=True) if q["id"] not in open_ids]
+    kq, kr = [q for q, _ in known], [r for _, r in known]
+    out: dict[str, Any] = retrieval(kq, kr)
+    rights = [(q["category"], category_right(q, r)) for q, r in known if q.get("category")]
+    out["category_acc"] = mean(ok for _, ok in rights)
+    by_category: dict[str, list[bool]] = defaultdict(list)
+    for category, ok in rights:
+        by_category[norm(category)].append(ok)
+    out["macro_category_acc"] = mean(sum(v) / len(v) for v in by_category.values())
+    stated = [(r.get("category_confidence") or 0.0, category_right(q, r)) for q, r in zip(queries, results, strict=True)
+              if q.get("category") and r.get("category")]
+    confident = [ok for c, ok in stated if c >= CONFIDENT]
+    out["confident_wrong"] = mean(not ok for ok in confident) if stated else None
+    out["confident_share"] = mean(c >= CONFIDENT for c, _ in stated) if stated else None
+    opened = [r for q, r in zip(queries, results, strict=True) if q["id"] in open_ids]
+    out["open_false_trust"] = mean(bool(r.get("trusted")) for r in opened)
+    out["n_open"] = len(opened)
+    out |= attributes(kq, kr, policy)
+    out["desc_wrong"] = description_wrong(kq, kr, vocab)
+    out |= text_scores(kq, kr)
     out["latency_p50"] = round(statistics.median(latencies), 3) if latencies else None
     out["latency_p95"] = round(latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 3) if latencies else None
     out["n_queries"] = len(queries)
-    return {k: out[k] for k in FIGURES}
+    report = {k: out[k] for k in FIGURES}
+    report["reliability"] = reliability(stated)
+    if catalog_rows is not None:
+        report["bands"] = bands(known, catalog_rows)
+    return report
+
+
+def category_right(query: dict[str, Any], result: dict[str, Any]) -> bool:
+    return norm(result.get("category") or "") == norm(query.get("category") or "")
+
+
+def reliability(stated: list[tuple[float, bool]], bins: int = 10) -> list[dict[str, Any]]:
+    """The reliability diagram: per confidence bin, the answers stated in it, their mean confidence and
+    how often they were right (a calibrated system has the two equal)."""
+    rows = []
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        inside = [(c, ok) for c, ok in stated if lo <= c < hi or (b == bins - 1 and c >= hi)]
+        if inside:
+            rows.append({"bin": [lo, hi], "n": len(inside), "confidence": mean(c for c, _ in inside),
+                         "acc": mean(ok for _, ok in inside)})
+    return rows
+
+
+def band_of(photos: int) -> str:
+    for lo, hi in BANDS:
+        if photos >= lo and (hi is None or photos <= hi):
+            return f"{lo}-{hi}" if hi else f"{lo}+"
+    return "0"
+
+
+def bands(known: list[tuple[dict, dict]], catalog_rows: list[dict]) -> dict[str, dict[str, Any]]:
+    """Category accuracy by the band of catalog photos the query's category has ('0': none)."""
+    photos: dict[str, int] = defaultdict(int)
+    for row in catalog_rows:
+        photos[norm(row.get("category") or "")] += len(row["images"])
+    scored: dict[str, list[bool]] = defaultdict(list)
+    for q, r in known:
+        if q.get("category"):
+            scored[band_of(photos[norm(q["category"])])].append(category_right(q, r))
+    order = [band_of(lo) for lo, _ in BANDS] + ["0"]
+    return {b: {"n": len(scored[b]), "category_acc": mean(scored[b])} for b in order if scored[b]}
+
+
+# --- the long-tail protocol ----------------------------------------------------------------------
+
+
+def longtail(catalog_rows: list[dict[str, Any]], queries: list[dict[str, Any]], seed: int = LONGTAIL_SEED,
+             open_share: float = LONGTAIL_OPEN) -> tuple[list[dict[str, Any]], list[dict[str, Any]], frozenset[str]]:
+    """(catalog rows kept, queries, ids of the open-set queries): a long-tailed catalog from a full one.
+
+    Products are the catalog's spu groups where it has them, else its categories. A seeded shuffle
+    leaves `open_share` of them out entirely (their queries show photos of products the catalog has
+    never seen) and ranks the rest; the product at rank r keeps n1 / r**s of its photos, rounded (a seeded
+    choice), n1 being the largest product's count and s set so that the last rank keeps one: Zipf's law
+    from the head down to single photos. Queries of products the full catalog lacks are dropped."""
+    by = "spu" if 2 * sum(1 for r in catalog_rows if r.get("spu")) >= len(catalog_rows) else "category"
+
+    def group(row: dict[str, Any]) -> str:
+        return str(row.get(by) or row["id"])
+
+    rows_of: dict[str, list[int]] = defaultdict(list)
+    for i, row in enumerate(catalog_rows):
+        rows_of[group(row)].append(i)
+    rng = random.Random(seed)
+    names = sorted(rows_of)
+    rng.shuffle(names)
+    n_open = max(1, round(open_share * len(names))) if len(names) > 2 else 0
+    left_out, ranked = set(names[:n_open]), names[n_open:]
+    head = max(len(rows_of[g]) for g in ranked)
+    s = math.log(head) / math.log(len(ranked)) if len(ranked) > 1 else 1.0
+    kept: list[int] = []
+    for rank, g in enumerate(ranked, 1):
+        kept += rng.sample(rows_of[g], min(len(rows_of[g]), max(1, round(head / rank**s))))
+    known = set(ranked)
+    queries = [q for q in queries if group(q) in known | left_out]
+    open_ids = frozenset(q["id"] for q in queries if group(q) in left_out)
+    return [catalog_rows[i] for i in sorted(kept)], queries, open_ids
 
 
 # --- the command -------------------------------------------------------------------------------
@@ -286,9 +392,10 @@ def ablation_policy(policy_name: str, overrides: dict[str, float], folder: Path)
 
 def evaluate(
     catalog_path: str, queries_path: str | None = None, index_dir: str | None = None, limit: int | None = None,
-    ablation: bool = False, policy: str = "default",
+    ablation: bool = False, policy: str = "default", longtail_seed: int | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(the figures, one line of details per query)."""
+    """(the figures, one line of details per query). With `longtail_seed`, the catalog is first made
+    long-tailed and some products are left out of it (`longtail`)."""
     from ipl_graph.context import Context
     from ipl_graph.errors import UserError
     from ipl_graph.policies import load_policy
@@ -296,9 +403,12 @@ def evaluate(
 
     catalog_rows = [r for r in read_listings(catalog_path) if r.get("role", "catalog") == "catalog"]
     queries = [r for r in read_listings(queries_path or catalog_path) if r.get("role") == "query" and r["images"]]
-    queries = queries[:limit] if limit else queries
     if not catalog_rows or not queries:
         raise UserError("eval needs catalog rows (role: catalog) and query rows (role: query)")
+    open_ids: frozenset[str] = frozenset()
+    if longtail_seed is not None:
+        catalog_rows, queries, open_ids = longtail(catalog_rows, queries, longtail_seed)
+    queries = queries[:limit] if limit else queries
     _check_disjoint(catalog_rows, queries)
     with tempfile.TemporaryDirectory(prefix="ipl-eval-") as tmp:
         index = index_dir or str(Path(tmp) / "index")
@@ -307,14 +417,17 @@ def evaluate(
         context = Context(index_dir=index, policy=policy)
         run_query(catalog_rows[0], context)  # warm models, on a photo no query shares
         runs = run_all(queries, context, "listing")
-        report = figures(queries, runs, load_policy(policy), vocab)
-        report_details = details(queries, runs)
+        report = figures(queries, runs, load_policy(policy), vocab, catalog_rows, open_ids)
+        if longtail_seed is not None:
+            report["longtail"] = {"seed": longtail_seed, "catalog_photos": sum(len(r["images"]) for r in catalog_rows),
+                                  "open_queries": sorted(open_ids)}
+        report_details = details(queries, runs, open_ids)
         if ablation:
             report["ablation"] = {}
             for name, overrides in ABLATION.items():
                 path = ablation_policy(policy, overrides, Path(tmp))
                 runs = run_all(queries, Context(index_dir=index, policy=path), name)
-                report["ablation"][name] = figures(queries, runs, load_policy(path), vocab)
+                report["ablation"][name] = figures(queries, runs, load_policy(path), vocab, catalog_rows, open_ids)
     return report, report_details
 
 
@@ -351,6 +464,15 @@ def markdown(report: dict[str, Any], title: str = "IPL evaluation") -> str:
 
     lines = [f"# {title}", "", "| figure | value |", "|---|---|"]
     lines += [f"| {k} | {cell(report[k])} |" for k in FIGURES]
+    if report.get("bands"):
+        lines += ["", "## Category accuracy by catalog photos of the category", "",
+                  "| photos | queries | category_acc |", "|---|---|---|"]
+        lines += [f"| {b} | {row['n']} | {cell(row['category_acc'])} |" for b, row in report["bands"].items()]
+    if report.get("reliability"):
+        lines += ["", "## Reliability (answers stated, by calibrated confidence)", "",
+                  "| confidence | answers | mean confidence | right |", "|---|---|---|---|"]
+        lines += [f"| {r['bin'][0]:.1f}-{r['bin'][1]:.1f} | {r['n']} | {cell(r['confidence'])} | {cell(r['acc'])} |"
+                  for r in report["reliability"]]
     if "ablation" in report:
         cols = ["category_acc", "attr_acc", "attr_coverage", "attr_wrong", "desc_wrong", "bleu4", "rougeL", "sim"]
         lines += ["", "## Ablation (seed Table 7)", "", "| input | " + " | ".join(cols) + " |",
@@ -367,14 +489,28 @@ def plot(report: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     shares = [k for k in FIGURES if not k.startswith(("latency", "n_")) and report.get(k) is not None]
-    fig, axes = plt.subplots(1, 2 if "ablation" in report else 1, figsize=(13 if "ablation" in report else 7, 4),
-                             squeeze=False)
+    panels = 2 + ("ablation" in report)
+    fig, axes = plt.subplots(1, panels, figsize=(6.5 * panels, 4), squeeze=False)
     ax = axes[0][0]
     ax.barh(shares[::-1], [report[k] for k in shares[::-1]], color="#6c5ce7")
     ax.set_xlim(0, 1)
     ax.set_title(f"{report['n_queries']} queries; latency p50 {report['latency_p50']} s")
+    ax = axes[0][1]
+    rel = report.get("reliability") or []
+    ax.plot([0, 1], [0, 1], color="#999", lw=1, ls="--")
+    ax.bar([(r["bin"][0] + r["bin"][1]) / 2 for r in rel], [r["acc"] for r in rel], width=0.09, color="#00b894",
+           label="right")
+    ax.plot([r["confidence"] for r in rel], [r["acc"] for r in rel], "o", color="#2d3436", label="mean confidence")
+    for r in rel:
+        ax.annotate(str(r["n"]), ((r["bin"][0] + r["bin"][1]) / 2, r["acc"]), ha="center", va="bottom", fontsize=7)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("calibrated category confidence")
+    ax.set_ylabel("share right")
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title(f"reliability; wrong at >= {CONFIDENT}: {report.get('confident_wrong')}")
     if "ablation" in report:
-        ax = axes[0][1]
+        ax = axes[0][2]
         cols = [c for c in ("category_acc", "attr_acc", "attr_coverage", "desc_wrong", "bleu4", "rougeL", "sim")
                 if any(row.get(c) is not None for row in report["ablation"].values())]
         width = 0.8 / max(len(report["ablation"]), 1)
