@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -95,15 +96,34 @@ class Policy(BaseModel):
 
 
 def _read_yaml(name_or_path: str) -> tuple[dict, Path | None]:
+    """The YAML mapping of a policy file (a path, or a name in policies/) and the folder it is in."""
     path = Path(name_or_path)
     if path.suffix in {".yaml", ".yml"} and path.exists():
-        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}, path.parent
+        return _parse(name_or_path, lambda: path.read_text(encoding="utf-8")), path.parent
     resource = resources.files("ipl_policies").joinpath(f"{name_or_path}.yaml")
     if not resource.is_file():
         resource = resources.files("ipl_policies").joinpath(name_or_path)
     if not resource.is_file():
         raise UserError(f"policy {name_or_path!r} not found (a name in policies/ or a .yaml path)")
-    return yaml.safe_load(resource.read_text(encoding="utf-8")) or {}, None
+    return _parse(name_or_path, lambda: resource.read_text(encoding="utf-8")), None
+
+
+def _parse(name_or_path: str, read: Callable[[], str]) -> dict:
+    """The mapping a policy file holds; a file that cannot be read or holds no mapping is a UserError."""
+    try:
+        raw = yaml.safe_load(read()) or {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"policy {name_or_path!r} cannot be read: {exc}") from None
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        at = f" at line {where.line + 1}" if where is not None else ""
+        raise UserError(f"policy {name_or_path!r} is not valid YAML{at}: fix it or pass another --policy") from None
+    if not isinstance(raw, dict):
+        raise UserError(
+            f"policy {name_or_path!r} is not a policy file (a YAML mapping of thresholds, limits, safety, moderation"
+            " and templates, as in policies/default.yaml)"
+        )
+    return raw
 
 
 def load_policy(name_or_path: str = "default") -> Policy:
