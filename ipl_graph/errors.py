@@ -13,5 +13,10 @@ class IndexMissingError(UserError):
     """The catalog index does not exist or is empty."""
 
 
+class IndexDamagedError(UserError):
+    """The catalog index or its learned model cannot be read, or an `ipl index` did not finish; the
+    message names the command that repairs it."""
+
+
 class UnknownBackendError(UserError):
     """A Context names a backend no plugin registered."""

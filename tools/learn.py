@@ -19,6 +19,7 @@ No label of a query is ever used: everything here comes from catalog rows.
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 import unicodedata
@@ -212,13 +213,16 @@ class IndexModel:
     """Per label ('category' or an attribute name), its linear probe on raw photo vectors."""
     report: dict[str, Any] = field(default_factory=dict)
     """What the fit saw: held-out accuracies, calibrated thresholds, sizes."""
+    collection: str = "learned"
+    """The Chroma collection that holds the catalog photos in this model's projection (a new one per fit)."""
 
     def save(self, directory: Path) -> None:
+        """Written aside and swapped in: a reader finds the old file or the new one, never half of one."""
         meta = {
             "count": self.count, "label_kind": self.label_kind, "gate": self.gate, "category": self.category,
             "attributes": self.attributes, "colour_names": self.colour_names, "idf": self.idf,
             "report": self.report, "probes": {name: p.classes for name, p in self.probes.items()},
-            "format": MODEL_FORMAT,
+            "format": MODEL_FORMAT, "collection": self.collection,
         }
         arrays: dict[str, Any] = {"mean": self.mean, "meta": np.array(json.dumps(meta))}
         arrays |= {f"probe:{name}": p.weights for name, p in self.probes.items()}
@@ -227,12 +231,16 @@ class IndexModel:
         if self.colours is not None:
             arrays["colours"] = self.colours
         tmp = directory / (MODEL_FILE + ".tmp.npz")
-        np.savez(tmp, **arrays)
-        tmp.replace(directory / MODEL_FILE)
+        with tmp.open("wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, directory / MODEL_FILE)
 
     @classmethod
     def load(cls, directory: Path) -> IndexModel | None:
-        """The saved model; None when there is none or it was saved in another format."""
+        """The saved model; None when there is none or it was saved in another format. A damaged file
+        raises what numpy or zipfile raise (OSError, ValueError, KeyError, EOFError, BadZipFile)."""
         path = directory / MODEL_FILE
         if not path.exists():
             return None
@@ -246,6 +254,7 @@ class IndexModel:
                 attributes=meta["attributes"], colours=z.get("colours"),
                 colour_names=meta["colour_names"], idf=meta["idf"], report=meta.get("report", {}),
                 probes={name: Probe(classes, z[f"probe:{name}"]) for name, classes in meta.get("probes", {}).items()},
+                collection=meta.get("collection", "learned"),
             )
 
     def project(self, x: np.ndarray) -> np.ndarray:
