@@ -1,59 +1,117 @@
-"""Resolve photo references (paths, URLs, data URLs) to checked local files, and load pixels.
+"""Resolve photo references (paths, data URLs) to checked local files, and load their pixels.
 
 Graph state only ever holds the resulting `Photo` (path + sha256); pixels are loaded on demand and
-cached per process by content hash.
+cached per process by content hash. Photos sent as bytes (uploads, data URLs) go to a
+content-addressed store bounded in size. A server calls `confine` once: from then on this process
+reads only photos in its store or the folder its operator named, and every other path gets the
+same refusal whether or not it exists. http(s) URLs are fetched only when a caller asks for it.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import os
+import tempfile
 import urllib.request
 import warnings
 from functools import lru_cache
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ipl_graph.errors import PhotoError
 from ipl_graph.policies import Limits
 from ipl_graph.schemas import Photo
 
-EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp"}
+EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp", "HEIF": ".heic"}
+READABLE = "JPEG, PNG, WebP, HEIC, GIF or BMP"
+NOT_SERVED = "not an uploaded photo: upload it (POST /ipl/photos) or send it as a data URL"
+WHITE = (255, 255, 255)
+
+_store: Path | None = None  # set by `confine`: the server's own store
+_roots: tuple[Path, ...] | None = None  # set by `confine`: the only folders photos are read from
+
+
+def confine(store: Path, *folders: Path) -> None:
+    """From now on store photos in `store` and read photos only from it and `folders` (a server)."""
+    global _store, _roots
+    store.mkdir(parents=True, exist_ok=True)
+    _store = store.resolve()
+    _roots = (_store, *(f.resolve() for f in folders))
 
 
 def cache_dir() -> Path:
+    if _store is not None:
+        return _store
     base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
     return base / "ipl" / "photos"
 
 
-def store_bytes(data: bytes, limits: Limits, label: str = "upload") -> Path:
-    """Check `data` is an acceptable image and store it content-addressed; returns its path."""
+@lru_cache(maxsize=1)
+def _register_heif() -> None:
+    """Teach Pillow HEIC/HEIF (iPhone photos); done once, on first use, not at import."""
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+
+
+def store_bytes(data: bytes, limits: Limits, label: str = "upload", folder: Path | None = None) -> Path:
+    """Check `data` is an acceptable image and store it content-addressed in `folder` (default: the
+    store); returns its path. A refused image leaves no file behind; past the store's bound
+    (`limits.photo_store_bytes`) the least recently stored photos go."""
     if len(data) > limits.max_photo_bytes:
         raise PhotoError(f"{label}: {len(data) / 1e6:.1f} MB is over the {limits.max_photo_bytes / 1e6:.0f} MB limit")
     digest = hashlib.sha256(data).hexdigest()
-    folder = cache_dir()
+    folder = folder or cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{digest}.tmp"
-    tmp.write_bytes(data)
-    fmt = _check(tmp, limits, label)[2]
-    final = folder / f"{digest}{EXTENSIONS.get(fmt, '.img')}"
-    tmp.replace(final)
+    fd, name = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")  # unique: concurrent uploads
+    tmp = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        fmt = _check(tmp, limits, label)[2]
+        final = folder / f"{digest}{EXTENSIONS.get(fmt, '.img')}"
+        tmp.replace(final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    prune(folder, limits.photo_store_bytes, keep=final)
     return final
 
 
-def _fetch(ref: str, limits: Limits) -> Path:
-    if ref.startswith("data:"):
-        header, _, payload = ref.partition(",")
-        if ";base64" not in header:
-            raise PhotoError("data URL: only base64 data URLs are accepted")
-        try:
-            data = base64.b64decode(payload, validate=True)
-        except (binascii.Error, ValueError):
-            raise PhotoError("data URL: the base64 payload is corrupt") from None
-        return store_bytes(data, limits, "data URL")
+def prune(folder: Path, bound: int, keep: Path) -> None:
+    """Remove the least recently stored photos until the folder holds at most `bound` bytes."""
+    files = []
+    for path in folder.iterdir():
+        if path.name.startswith("."):  # an upload still being checked
+            continue
+        with contextlib.suppress(FileNotFoundError):  # another request may prune at the same time
+            stat = path.stat()
+            files.append((stat.st_mtime_ns, stat.st_size, path))
+    total = sum(size for _, size, _ in files)
+    for _, size, path in sorted(files):
+        if total <= bound:
+            break
+        if path != keep:
+            path.unlink(missing_ok=True)
+            total -= size
+
+
+def _decode_data_url(ref: str, limits: Limits) -> Path:
+    header, _, payload = ref.partition(",")
+    if ";base64" not in header:
+        raise PhotoError("data URL: only base64 data URLs are accepted")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise PhotoError("data URL: the base64 payload is corrupt") from None
+    return store_bytes(data, limits, "data URL")
+
+
+def _download(ref: str, limits: Limits) -> Path:
     try:
         with urllib.request.urlopen(ref, timeout=15) as response:  # noqa: S310 - http(s) only, checked
             data = response.read(limits.max_photo_bytes + 1)
@@ -69,16 +127,13 @@ def _check(path: Path, limits: Limits, label: str) -> tuple[int, int, str]:
         raise PhotoError(f"{label}: the file is empty")
     if size > limits.max_photo_bytes:
         raise PhotoError(f"{label}: {size / 1e6:.1f} MB is over the {limits.max_photo_bytes / 1e6:.0f} MB limit")
+    _register_heif()
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 width, height = img.size
-                if width * height > limits.max_photo_pixels:
-                    raise PhotoError(
-                        f"{label}: {width}x{height} pixels is over the {limits.max_photo_pixels / 1e6:.0f}"
-                        " megapixel limit"
-                    )
+                _check_size(width, height, limits, label)
                 fmt = img.format or ""
                 img.load()
     except PhotoError:
@@ -88,22 +143,52 @@ def _check(path: Path, limits: Limits, label: str) -> tuple[int, int, str]:
             f"{label}: the image is over the {limits.max_photo_pixels / 1e6:.0f} megapixel limit"
         ) from None
     except UnidentifiedImageError:
-        raise PhotoError(f"{label}: not a readable image (JPEG, PNG, WebP, GIF or BMP)") from None
-    except (OSError, SyntaxError, ValueError) as exc:
+        raise PhotoError(f"{label}: not a readable image ({READABLE})") from None
+    except (OSError, SyntaxError, ValueError, RuntimeError) as exc:  # pillow-heif raises RuntimeError
         raise PhotoError(f"{label}: the image is corrupt or truncated ({exc})") from None
     return width, height, fmt
 
 
-def resolve(ref: str, limits: Limits) -> Photo:
-    """A checked local `Photo` for a path, http(s) URL or data URL."""
-    if ref.startswith(("data:", "http://", "https://")):
-        path = _fetch(ref, limits)
-        label = ref[:40] + ("..." if len(ref) > 40 else "")
-    else:
-        path = Path(ref).expanduser()
-        label = ref
+def _check_size(width: int, height: int, limits: Limits, label: str) -> None:
+    if width * height > limits.max_photo_pixels:
+        raise PhotoError(
+            f"{label}: {width}x{height} pixels is over the {limits.max_photo_pixels / 1e6:.0f} megapixel limit"
+        )
+    if min(width, height) < limits.min_photo_side:
+        raise PhotoError(
+            f"{label}: {width}x{height} pixels is too small to show the item; take a photo at least"
+            f" {limits.min_photo_side} pixels on its shorter side"
+        )
+
+
+def _local(ref: str) -> Path:
+    """The file `ref` names, if this process may read it; a confined process refuses every other
+    path with the same message, so a refusal does not tell whether a file exists."""
+    path = Path(ref).expanduser()
+    if _roots is None:
         if not path.is_file():
             raise PhotoError(f"{ref}: no such file")
+        return path
+    try:
+        real = Path(os.path.realpath(path))  # symlinks out of an allowed folder are outside it
+        allowed = path.is_absolute() and any(real.is_relative_to(root) for root in _roots) and real.is_file()
+    except (OSError, ValueError):  # a name too long, a NUL byte
+        allowed = False
+    if not allowed:
+        raise PhotoError(NOT_SERVED)
+    return real
+
+
+def resolve(ref: str, limits: Limits, *, allow_urls: bool = False) -> Photo:
+    """A checked local `Photo` for a path or data URL (an http(s) URL only with `allow_urls`)."""
+    if ref.startswith("data:"):
+        path, label = _decode_data_url(ref, limits), "data URL"
+    elif ref.startswith(("http://", "https://")) and allow_urls and _roots is None:
+        path, label = _download(ref, limits), ref[:40] + ("..." if len(ref) > 40 else "")
+    elif ref.startswith(("http://", "https://")) and _roots is None:
+        raise PhotoError(f"{ref[:80]}: web addresses are not fetched; download the photo and give its file")
+    else:
+        path, label = _local(ref), ref
     width, height, _ = _check(path, limits, label)
     digest = _sha256(str(path.resolve()), path.stat().st_mtime_ns)
     return Photo(path=str(path.resolve()), sha256=digest, width=width, height=height)
@@ -120,9 +205,31 @@ def _sha256(path: str, mtime_ns: int) -> str:
 
 @lru_cache(maxsize=64)
 def load_rgb(path: str, sha256: str, max_side: int = 1024) -> Image.Image:
-    """The photo as an RGB image, shrunk so its longest side is at most `max_side` (cached by hash)."""
+    """The photo as an 8-bit RGB image upright as shot, shrunk so its longest side is at most
+    `max_side` (cached by hash)."""
+    if _roots is not None:
+        _local(path)  # a confined process loads no pixels from outside its folders either
+    _register_heif()
     with Image.open(path) as img:
-        img.draft("RGB", (max_side, max_side))
-        rgb = img.convert("RGB")
+        img.draft(None, (max_side, max_side))  # JPEG: decode at a reduced scale
+        rgb = to_rgb(ImageOps.exif_transpose(img))
     rgb.thumbnail((max_side, max_side))
     return rgb
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """8-bit RGB of any mode: 16/32-bit levels scaled (not clipped to white), transparency
+    composited on white (not black), palette and CMYK converted."""
+    if img.mode in {"I;16", "I;16L", "I;16B", "I;16N", "I", "F"}:
+        levels = np.asarray(img, dtype=np.float64)  # (H, W)
+        peak = float(levels.max(initial=0))
+        # 16-bit files span 0..65535 even when dark; a float image may span 0..1
+        top = 1.0 if img.mode == "F" and peak <= 1 else 255.0 if peak <= 255 and "16" not in img.mode else 65535.0
+        img = Image.fromarray(np.clip(levels / top * 255.0 + 0.5, 0, 255).astype(np.uint8), "L")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in {"RGBA", "LA", "PA", "RGBa", "La"}:
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (*WHITE, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")

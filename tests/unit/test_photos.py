@@ -16,15 +16,15 @@ LIMITS = load_policy().limits
 
 def test_resolves_a_real_photo(tmp_path):
     src = tmp_path / "a.jpg"
-    Image.new("RGB", (40, 30), "red").save(src)
+    Image.new("RGB", (64, 48), "red").save(src)
     photo = resolve(str(src), LIMITS)
-    assert (photo.width, photo.height) == (40, 30)
+    assert (photo.width, photo.height) == (64, 48)
     assert len(photo.sha256) == 64
 
 
 def test_data_url_is_stored_content_addressed(tmp_path):
     src = tmp_path / "a.png"
-    Image.new("RGB", (8, 8), "blue").save(src)
+    Image.new("RGB", (64, 64), "blue").save(src)
     url = "data:image/png;base64," + base64.b64encode(src.read_bytes()).decode()
     first, second = resolve(url, LIMITS), resolve(url, LIMITS)
     assert first.path == second.path and first.path.endswith(".png")
