@@ -28,7 +28,7 @@ class Limits(BaseModel):
     max_title_chars: int = Field(gt=0)
     max_description_chars: int = Field(gt=0)
     max_hint_chars: int = Field(default=2000, gt=0, description="longest seller hint taken (CLI, API, page)")
-    min_photo_side: int = Field(default=32, gt=0, description="a photo whose shorter side is below this shows no product")
+    min_photo_side: int = Field(default=32, gt=0, description="a shorter side below this shows no product")
     photo_store_bytes: int = Field(
         default=2_000_000_000, gt=0, description="bound on the server's photo store; oldest photos go first"
     )
@@ -43,6 +43,13 @@ class SafetyPolicy(BaseModel):
 class ModerationPolicy(BaseModel):
     banned_terms: list[str] = Field(default_factory=list)
     contact_patterns: bool = True
+    min_phone_digits: int = Field(default=7, ge=5, description="digits in a run that make a phone number")
+    messengers: list[str] = Field(default_factory=list, description="messenger names: naming one is a contact detail")
+    link_tlds: list[str] = Field(default_factory=list, description="top-level domains of bare domains")
+    lures: list[str] = Field(default_factory=list, description="off-platform lures (regex; a space: any separators)")
+    injections: list[str] = Field(default_factory=list, description="instructions to the model (regex, as lures)")
+    authenticity: list[str] = Field(default_factory=list, description="claims of authenticity (regex, as lures)")
+    number_words: dict[str, str] = Field(default_factory=dict, description="number words read as digits")
     boilerplate: list[str] = Field(default_factory=list)
     grounding: bool = Field(default=True, description="flag a brand, model, size, capacity or colour with no evidence")
     known_brands: list[str] = Field(

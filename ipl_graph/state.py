@@ -36,6 +36,8 @@ class OutputState:
     safety: dict[str, Any] | None = None
     price: dict | None = None
     """Suggested price range {low, high, currency, kind, basis: [catalog ids]}, or None without a basis."""
+    screened: list[str] = field(default_factory=list)
+    """What outside text (hint, OCR, references, edits) or generated value was left out, and why."""
 
 
 @dataclass(kw_only=True)

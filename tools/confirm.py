@@ -16,8 +16,9 @@ from langgraph.types import interrupt
 
 from ipl_graph.context import Context
 from ipl_graph.errors import UserError
-from ipl_graph.policies import load_policy
+from ipl_graph.policies import Policy, load_policy
 from ipl_graph.state import State
+from ipl_tools import trust
 from ipl_tools.safety import find_prohibited, unsafe
 
 SELLER = "seller"
@@ -35,8 +36,10 @@ def question(state: State, wanted: list[str]) -> dict[str, Any]:
     }
 
 
-def apply_edits(state: State, answer: Any) -> dict[str, Any]:
-    """The state update an answer makes; raises UserError on an answer of the wrong shape."""
+def apply_edits(state: State, answer: Any, policy: Policy | None = None) -> dict[str, Any]:
+    """The state update an answer makes; raises UserError on an answer of the wrong shape. Edited
+    text is outside text: cleaned, and (with a policy) a value with contact details, a lure or an
+    instruction to the model is not taken (said in `screened`)."""
     if answer is None or answer is True or answer == {}:
         return {}
     if not isinstance(answer, dict) or set(answer) - {"category", "attributes"}:
@@ -45,7 +48,10 @@ def apply_edits(state: State, answer: Any) -> dict[str, Any]:
     if "category" in answer:
         if not isinstance(answer["category"], str | None):
             raise UserError("confirm: category must be a string or null")
-        category = (answer["category"] or "").strip() or None
+        category = trust.clean(answer["category"] or "").strip() or None
+        if category and policy is not None and (reason := trust.problem(category, policy)):
+            update["screened"] = [*update.get("screened", state.screened), f"seller's category: {reason}"]
+            category = state.category
         if category != state.category:
             update |= {"category": category, "category_confidence": 1.0 if category else 0.0,
                        "category_path": [category] if category else []}
@@ -54,7 +60,10 @@ def apply_edits(state: State, answer: Any) -> dict[str, Any]:
         raise UserError("confirm: attributes must map names to strings")
     attributes, evidence = dict(state.attributes), dict(state.evidence)
     for name, value in edits.items():
-        value = (value or "").strip()
+        name, value = trust.clean(str(name)).strip(), trust.clean(value or "").strip()
+        if value and policy is not None and (reason := trust.problem(f"{name}: {value}", policy)):
+            update["screened"] = [*update.get("screened", state.screened), f"seller's {name}: {reason}"]
+            continue
         if not value:
             attributes.pop(name, None)
             evidence.pop(name, None)
@@ -68,12 +77,15 @@ def apply_edits(state: State, answer: Any) -> dict[str, Any]:
 def confirm_attributes(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     policy = load_policy(runtime.context.policy)
     wanted, _ = policy.templates.for_category(state.category)
-    update = apply_edits(state, interrupt(question(state, wanted)))
+    answer = interrupt(question(state, wanted))
+    update = apply_edits(state, answer, policy)
     category = update.get("category", state.category) or ""
     checks = [*(state.safety or {}).get("checks", []), "seller-edits"]
+    typed = [str(answer.get("category") or ""), *map(str, (answer.get("attributes") or {}).values())] if isinstance(
+        answer, dict) else []
     if category.casefold() in {c.casefold() for c in policy.safety.prohibited_categories}:
         return update | unsafe(f"prohibited category: {category}", policy.safety, checks)
-    keyword = find_prohibited(list(update.get("attributes", {}).values()), policy.safety)
+    keyword = find_prohibited(typed, policy)
     if keyword:
         return update | unsafe(f"prohibited item: {keyword!r}", policy.safety, checks)
     return update

@@ -42,25 +42,30 @@ class Grounding:
     brands: tuple[str, ...] = ()
     colour: str | None = None
     colours: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    references: str = ""
+    """What the trusted references say themselves: the only evidence for a claim of authenticity."""
+    known: tuple[tuple[str, float], ...] = ()
+    """The quantities the evidence states, read once (not once per claim: that was quadratic)."""
 
     @classmethod
     def of(cls, state: State, policy: Policy) -> Grounding:
         """Evidenced attributes and their sources, the trusted references' facts, the seller's note."""
         parts = [*state.attributes.values(), *state.evidence.values(), state.hint, state.category or "",
                  *state.category_path]
+        refs = []
         for ref in state.trusted:
-            parts += [ref.get("title") or "", ref.get("description") or "", *(ref.get("attributes") or {}).values()]
+            refs += [ref.get("title") or "", ref.get("description") or "", *(ref.get("attributes") or {}).values()]
+        evidence = "\n".join([*parts, *refs]).casefold()
         brands = set(policy.moderation.known_brands)
         brands.update(b for n in [*state.neighbours, *state.trusted] if (b := (n.get("attributes") or {}).get("Brand")))
         return cls(
-            evidence="\n".join(parts).casefold(),
+            evidence=evidence,
             brands=tuple(sorted(brands, key=len, reverse=True)),
             colour=state.attributes.get("Colour"),
             colours=tuple((name, tuple(words)) for name, words in policy.moderation.colours.items()),
+            references="\n".join(refs),
+            known=tuple(q for m in CAPACITY.finditer(evidence) if (q := _quantity(m))),
         )
-
-    def quantities(self) -> list[tuple[str, float]]:
-        return [q for m in CAPACITY.finditer(self.evidence) if (q := _quantity(m))]
 
     def has(self, word: str) -> bool:
         return _has_word(self.evidence, word.casefold())
@@ -89,10 +94,9 @@ def _brand_claim(sentence: str, g: Grounding) -> str | None:
 
 
 def _capacity_claim(sentence: str, g: Grounding) -> str | None:
-    known = g.quantities()
     for m in CAPACITY.finditer(sentence):
         q = _quantity(m)
-        if q and not any(d == q[0] and math.isclose(v, q[1], rel_tol=0.02) for d, v in known):
+        if q and not any(d == q[0] and math.isclose(v, q[1], rel_tol=0.02) for d, v in g.known):
             return f"ungrounded capacity: {m.group(0).strip()!r}"
     return None
 

@@ -14,6 +14,7 @@ import os
 import re
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -22,23 +23,11 @@ from ipl_graph.context import Context
 from ipl_graph.policies import Policy, load_policy
 from ipl_graph.schemas import Moderation
 from ipl_graph.state import State
+from ipl_tools import trust
 from ipl_tools.grounding import Grounding, ungrounded_claim
-from ipl_tools.safety import find_prohibited
-from ipl_tools.template_writer import write
+from ipl_tools.template_writer import compose_title, write
 
 SENTENCE = re.compile(r".+?(?:[.!?](?=\s|$)|[。！？]|$)\s*", re.S)
-CONTACT = {
-    "phone number": re.compile(r"(?<!\d)(?:\+?\d[\d\s().-]{7,}\d)(?!\d)"),
-    "e-mail address": re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+"),
-    "link": re.compile(r"(?:https?://|www\.)\S+|\b[\w-]+\.(?:com|net|org|cn|io|shop)\b", re.I),
-    "messenger id": re.compile(
-        r"(?:wechat|weixin|whatsapp|telegram|vx|v信|微信|qq)\s*(?:id)?\s*[:：号]?\s*[\w-]{5,}", re.I
-    ),
-    "off-platform lure": re.compile(
-        r"(?:pay|deal|contact|talk)\s+(?:me\s+)?(?:outside|off)[\s-]+(?:the\s+)?(?:app|platform)|加我微信|私下交易|站外",
-        re.I,
-    ),
-}
 CJK_ENDS = ("。", "！", "？")
 
 
@@ -51,19 +40,26 @@ def _boilerplate(sentence: str, policy: Policy, g: Grounding | None) -> str | No
 
 
 def _banned(sentence: str, policy: Policy, g: Grounding | None) -> str | None:
-    lowered = sentence.casefold()
-    return next((f"banned term: {t!r}" for t in policy.moderation.banned_terms if t.casefold() in lowered), None)
+    term = trust.listed_term(trust.views(sentence, policy.moderation), tuple(policy.moderation.banned_terms))
+    return f"banned term: {term!r}" if term else None
 
 
 def _prohibited(sentence: str, policy: Policy, g: Grounding | None) -> str | None:
-    keyword = find_prohibited([sentence], policy.safety)
+    keyword = trust.prohibited([sentence], policy)
     return f"prohibited item: {keyword!r}" if keyword else None
 
 
 def _contact(sentence: str, policy: Policy, g: Grounding | None) -> str | None:
-    if not policy.moderation.contact_patterns:
-        return None
-    return next((f"contact details ({label})" for label, p in CONTACT.items() if p.search(sentence)), None)
+    return trust.contact(trust.views(sentence, policy.moderation), policy.moderation)
+
+
+def _injection(sentence: str, policy: Policy, g: Grounding | None) -> str | None:
+    return trust.injection(trust.views(sentence, policy.moderation), policy.moderation)
+
+
+def _authenticity(sentence: str, policy: Policy, g: Grounding | None) -> str | None:
+    return trust.authenticity(trust.views(sentence, policy.moderation), policy.moderation,
+                              g.references if g else "")
 
 
 def _ungrounded(sentence: str, policy: Policy, g: Grounding | None) -> str | None:
@@ -78,6 +74,8 @@ RULES: dict[str, Rule] = {
     "ipl/banned-terms": _banned,
     "ipl/prohibited-goods": _prohibited,
     "ipl/contact-details": _contact,
+    "ipl/injected-instructions": _injection,
+    "ipl/authenticity-claims": _authenticity,
     "ipl/grounded-claims": _ungrounded,
 }
 
@@ -228,20 +226,90 @@ def complete_up_to(text: str, start: int = 0) -> int:
 
 
 def moderate_stream(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    from ipl_tools.generate import facts_of  # generate imports this module
-
+    """Check every field of the listing: values a rule stops are left out, the title is rebuilt
+    without them, and the description keeps its safe part (or a draft from the checked facts,
+    itself checked again). Nothing a check stopped is published anywhere."""
     policy = load_policy(runtime.context.policy)
-    found = first_violation(state.description, policy, Grounding.of(state, policy))
-    if found is None:
-        return {"moderation": Moderation(passed=True).model_dump()}
-    cut_at, reason = found
-    safe = state.description[:cut_at].strip()
-    if not safe:
-        safe = write({**facts_of(state, policy), "seller_note": ""})  # without the note that may hold the violation
-    update: dict[str, Any] = {
-        "description": safe,
-        "moderation": Moderation(passed=False, violations=[reason], cut_at=cut_at).model_dump(),
+    fields, violations = screened_fields(state, policy)
+    state = replace(state, **fields)
+    grounding = Grounding.of(state, policy)
+    description, reason = moderated_description(state, policy, grounding)
+    cut_at = None
+    if reason:
+        violations.insert(0, reason)
+        found = first_violation(trust.clean(state.description), policy, grounding)
+        cut_at = found[0] if found else len(description)
+    update: dict[str, Any] = fields | {
+        "description": description,
+        "moderation": Moderation(passed=not violations, violations=violations, cut_at=cut_at).model_dump(),
+        "screened": [*state.screened, *violations],
     }
-    if state.degraded is None:
+    if reason and state.degraded is None:
         update["degraded"] = f"moderation stopped the text: {reason}"
     return update
+
+
+def screened_fields(state: State, policy: Policy) -> tuple[dict[str, Any], list[str]]:
+    """Category, references, attributes and title with every value a rule stops left out, and why."""
+    from ipl_tools.generate import facts_of  # generate imports this module
+
+    reasons: list[str] = []
+    trusted = [r for r in state.trusted if not _stopped(reasons, "reference", trust.row_problem(r, policy))]
+    references = [r for r in state.references if any(t.get("id") == r.get("id") for t in trusted)]
+    evidence_text = "\n".join(str(v) for r in trusted for v in (r.get("title"), r.get("description")) if v)
+    category = state.category
+    if category and _stopped(reasons, "category", trust.problem(" / ".join([category, *state.category_path]), policy)):
+        category = None
+    attributes, evidence = {}, {}
+    for name, value in state.attributes.items():
+        if not _stopped(reasons, f"attribute {name}", trust.problem(f"{name}: {value}", policy, evidence_text)):
+            attributes[name], evidence[name] = trust.clean(value), state.evidence.get(name, "")
+    fields: dict[str, Any] = {"trusted": trusted, "references": references, "attributes": attributes,
+                              "evidence": evidence}
+    if category != state.category:
+        fields |= {"category": None, "category_confidence": 0.0, "category_path": []}
+    title = trust.clean(state.title)
+    if _stopped(reasons, "title", trust.problem(title, policy, evidence_text)):
+        title = compose_title(facts_of(replace(state, **fields), policy))
+        title = "" if trust.problem(title, policy, evidence_text) else title
+    return fields | {"title": title}, reasons
+
+
+def _stopped(reasons: list[str], what: str, reason: str | None) -> bool:
+    if reason:
+        reasons.append(f"{what}: {reason}")
+    return reason is not None
+
+
+def moderated_description(state: State, policy: Policy, grounding: Grounding) -> tuple[str, str | None]:
+    """(the description to publish, why it was cut or None). Checked sentence by sentence by the
+    Guard, then as a whole (an evasion spread over sentences); a cut text keeps its safe head, an
+    empty head a draft from the checked facts, itself checked: the first text that passes wins."""
+    from ipl_tools.generate import facts_of
+
+    text = trust.clean(state.description)
+    reason = _first_reason(text, policy, grounding)
+    if reason is None:
+        return text, None
+    head = _safe_head(text, policy, grounding)
+    if head:
+        return head, reason
+    draft = write({**facts_of(state, policy), "seller_note": ""})  # without the note that may hold it
+    if _first_reason(draft, policy, grounding) is None:
+        return draft, reason
+    return _safe_head(draft, policy, grounding), reason
+
+
+def _first_reason(text: str, policy: Policy, grounding: Grounding) -> str | None:
+    found = first_violation(text, policy, grounding)
+    return found[1] if found else trust.problem(text, policy, grounding.references)
+
+
+def _safe_head(text: str, policy: Policy, grounding: Grounding) -> str:
+    """The longest run of whole sentences from the start that breaks no rule, alone or together."""
+    found = first_violation(text, policy, grounding)
+    head = text[: found[0]] if found else text
+    parts = sentences(head)
+    while parts and trust.problem("".join(parts), policy, grounding.references):
+        parts.pop()
+    return "".join(parts).strip()

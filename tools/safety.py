@@ -7,7 +7,6 @@ categorize, the category). NudeNet is an optional extra (AGPL-3.0): `pip install
 from __future__ import annotations
 
 import dataclasses
-import re
 from typing import Any
 
 from langgraph.runtime import Runtime
@@ -15,9 +14,10 @@ from langgraph.runtime import Runtime
 from ipl_graph import plugins
 from ipl_graph.context import Context
 from ipl_graph.errors import PhotoError
-from ipl_graph.policies import SafetyPolicy, load_policy
+from ipl_graph.policies import Policy, SafetyPolicy, load_policy
 from ipl_graph.schemas import Photo, SafetyVerdict
 from ipl_graph.state import OutputState, State
+from ipl_tools import trust
 from ipl_tools.photos import resolve
 
 EXPOSED = {
@@ -84,17 +84,10 @@ def auto_detector() -> Any:
         return NoNudityCheck()
 
 
-def find_prohibited(texts: list[str], policy: SafetyPolicy) -> str | None:
-    """The first prohibited keyword in `texts`: whole words for Latin script, substrings for CJK."""
-    haystack = " ".join(texts).casefold()
-    for keyword in policy.prohibited_keywords:
-        k = keyword.casefold()
-        if k.isascii():
-            if re.search(rf"(?<![a-z0-9]){re.escape(k)}(?![a-z0-9])", haystack):
-                return keyword
-        elif k in haystack:
-            return keyword
-    return None
+def find_prohibited(texts: list[str], policy: Policy) -> str | None:
+    """The first prohibited keyword in `texts` (whole words for Latin script, substrings for CJK),
+    read through the trust boundary's views, so spaced, full-width or look-alike spellings count."""
+    return trust.prohibited(texts, policy)
 
 
 def unsafe(reason: str, policy: SafetyPolicy, checks: list[str]) -> dict[str, Any]:
@@ -111,17 +104,35 @@ def check_safety(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         raise PhotoError(f"{len(state.photos)} photos is over the limit of {policy.limits.max_photos}")
     photos = [resolve(ref, policy.limits) for ref in state.photos]
     ocr = plugins.get("ocr", ctx.ocr)
-    lines = [line for photo in photos for line in ocr.read(photo)]
+    lines = [trust.clean(line) for photo in photos for line in ocr.read(photo)]
     nudity = plugins.get("nudity", ctx.nudity)
-    checks = [f"nudity:{nudity.name}", f"ocr:{ocr.name}", "prohibited-keywords"]
+    checks = [f"nudity:{nudity.name}", f"ocr:{ocr.name}", "prohibited-keywords", "outside-text"]
     # Every output key is written once here, so a listing always has all of them, even unsafe ones.
     blank = {f.name: getattr(OutputState(), f.name) for f in dataclasses.fields(OutputState)}
-    update: dict[str, Any] = blank | {"images": [p.model_dump() for p in photos], "ocr_text": lines}
+    hint, screened = screen_outside_text(state.hint, lines, policy)
+    update: dict[str, Any] = blank | {"images": [p.model_dump() for p in photos], "ocr_text": screened[0],
+                                      "hint": hint, "screened": screened[1]}
     for photo in photos:
         labels = nudity.detect(photo)
         if labels:
             return update | unsafe(f"nudity ({', '.join(labels)})", policy.safety, checks)
-    keyword = find_prohibited([*lines, state.hint], policy.safety)
+    keyword = find_prohibited([*lines, state.hint[: policy.limits.max_hint_chars]], policy)
     if keyword:
         return update | unsafe(f"prohibited item: {keyword!r}", policy.safety, checks)
     return update | {"safety": SafetyVerdict(safe=True, checks=checks).model_dump()}
+
+
+def screen_outside_text(hint: str, ocr_lines: list[str], policy: Policy) -> tuple[str, tuple[list[str], list[str]]]:
+    """The seller's hint and the OCR lines as the rest of the graph may use them: cleaned, the hint cut
+    to the policy's length, every part with contact details, a lure, an instruction to the model or a
+    claim of authenticity left out. Returns (hint, (OCR lines, what was left out and why))."""
+    kept_hint, dropped = trust.screen(hint, policy, policy.limits.max_hint_chars)
+    reasons = [f"hint: {r}" for r in dropped]
+    lines = []
+    for line in ocr_lines:
+        reason = trust.problem(line, policy)
+        if reason:
+            reasons.append(f"photo text: {reason}")
+        else:
+            lines.append(line)
+    return kept_hint, (lines, reasons)

@@ -22,8 +22,10 @@ from langgraph.runtime import Runtime
 
 from ipl_graph import plugins
 from ipl_graph.context import Context
+from ipl_graph.policies import load_policy
 from ipl_graph.schemas import Neighbour, Photo
 from ipl_graph.state import State
+from ipl_tools import trust
 from ipl_tools.index import Catalog, neighbour
 from ipl_tools.learn import IndexModel, listing_text, text_match, trigrams
 
@@ -129,4 +131,13 @@ def neighbours_of(state: State, runtime: Runtime[Context]) -> list[Neighbour]:
 
 
 def search_similar(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    return {"neighbours": [h.model_dump() for h in neighbours_of(state, runtime)]}
+    """The product hits; a hit whose catalog row breaks a moderation rule (an index built before
+    quarantine, `trust.row_problem`) is no reference and is left out."""
+    policy = load_policy(runtime.context.policy)
+    hits = neighbours_of(state, runtime)
+    kept = [h for h in hits if not trust.neighbour_problem(h, policy)]
+    update: dict[str, Any] = {"neighbours": [h.model_dump() for h in kept]}
+    if len(kept) < len(hits):
+        update["screened"] = [*state.screened, f"{len(hits) - len(kept)} catalog hit(s) left out: their text breaks"
+                                               " a moderation rule"]
+    return update

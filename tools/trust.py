@@ -1,44 +1,317 @@
 """The trust boundary: every text from outside (catalog rows, reference values, OCR, the seller's hint
-and edits) is cleaned and checked here before it can reach a listing, the tuning data or the index.
+and edits) and every field of a listing is cleaned and checked here, with one set of rules.
 
-`clean` normalises a text (NFKC, control/zero-width/bidi/ANSI stripped); `problem` says why a text
-may not be published (contact details and their evasions, off-platform lures, instructions to the
-model, prohibited goods, banned terms), or None; `row_problem` applies it to a catalog row.
+`clean` makes a text safe to show (NFKC, control/zero-width/bidi/ANSI stripped). `problem` says why a
+text may not be published, or None: contact details in their common evasions, off-platform lures,
+instructions addressed to the model, claims of authenticity the evidence does not carry, prohibited
+goods and banned terms. The rules are data in the policy (`moderation:` and `safety:`); this module
+only reads each text in several views so that an evasion lands in at least one of them:
+
+- plain: cleaned, case folded, look-alike letters (Cyrillic, Greek) folded to Latin;
+- joined: letters or digits spelt out one by one ("w e c h a t", "1-3-8-0-0") joined up;
+- leet: the joined view with digits and symbols read as the letters they stand in for ("w3ch@t");
+- digits: number words read as digits ("one three eight", 一三八), O and l between digits as 0 and 1.
+
+Every check is a single pass or a regular expression without nested repetition: linear in the text.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from ipl_graph.policies import Policy
+from ipl_graph.policies import ModerationPolicy, Policy
 
-ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[@-Z\\-_])")
+ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]{0,512}(?:\x07|\x1b\\)?|[@-Z\\-_])")
+KEEP = {"\n", "\t"}
+LOOKALIKES = str.maketrans({
+    "а": "a", "в": "b", "е": "e", "ё": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c", "т": "t",
+    "у": "y", "х": "x", "і": "i", "ї": "i", "ј": "j", "ѕ": "s", "ԁ": "d", "ԛ": "q", "ԝ": "w", "һ": "h", "ɡ": "g",
+    "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t", "υ": "u",
+    "χ": "x", "ω": "w", "ϲ": "c", "ℓ": "l", "ı": "i",
+})
+LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"})
+SPELT_OUT = re.compile(r"(?<![^\W_])(?:[^\W_][\W_]{1,3}){2,}[^\W_](?![^\W_])")
+"""Three or more single letters or digits with separators between them: 'w e c h a t', '1.3.8'."""
+SEPARATORS = re.compile(r"[\W_]+")
+PHONE_GAP = set(" -.()/+_*~·|\\[]{}'\"")
+"""What may stand between the digits of a phone number ('138-0013 8000', '(0)20 7946')."""
+YEAR, MONTH, DAY = r"(?:19|20)\d\d", r"(?:0?[1-9]|1[0-2])", r"(?:0?[1-9]|[12]\d|3[01])"
+DATE = re.compile(rf"(?<!\d)(?:{YEAR}([-./]){MONTH}\1{DAY}|{DAY}([-./]){MONTH}\2{YEAR})(?!\d)")
+"""A calendar date ('best before 2024-10-12'), which is no phone number."""
+DOT = r"(?:\.|。|点|\(dot\)|\[dot\]|\{dot\}| dot )"
+AT = r"(?:@|\(at\)|\[at\]|\{at\}| at )"
 
 
 def clean(text: str) -> str:
     """`text` as a listing may hold it: ANSI escapes, control, zero-width and bidi characters removed,
-    NFKC-normalised (full-width letters and digits folded)."""
-    text = ANSI.sub("", text)
-    text = unicodedata.normalize("NFKC", text)
-    return "".join(c for c in text if c in "\n\t" or unicodedata.category(c) not in {"Cc", "Cf", "Cs", "Co"})
+    NFKC-normalised (full-width letters and digits folded), runs of blanks kept as they are."""
+    text = unicodedata.normalize("NFKC", ANSI.sub("", text))
+    return "".join(c for c in text if c in KEEP or unicodedata.category(c) not in {"Cc", "Cf", "Cs", "Co", "Cn"})
 
 
-def problem(text: str, policy: Policy) -> str | None:
-    """Why `text` may not be published anywhere in a listing, or None."""
-    from ipl_tools.moderation import check_sentence  # placeholder until the rules move here
+@dataclass(frozen=True)
+class Views:
+    """One text read four ways (see the module docstring)."""
 
-    return check_sentence(clean(text), policy)
+    plain: str
+    joined: str
+    leet: str
+    digits: str
+
+    def all(self) -> tuple[str, ...]:
+        return self.plain, self.joined, self.leet
+
+
+def _plain(text: str) -> str:
+    return clean(text).casefold().translate(LOOKALIKES)
+
+
+def views(text: str, policy: ModerationPolicy) -> Views:
+    """The four views of `text` (memoised: each rule of a sentence reads the same views)."""
+    key = (text, id(policy))
+    if key not in _VIEWS:
+        if len(_VIEWS) > 256:
+            _VIEWS.clear()
+        _VIEWS[key] = _views(text, policy)
+    return _VIEWS[key]
+
+
+_VIEWS: dict[tuple[str, int], Views] = {}
+
+
+def _views(text: str, policy: ModerationPolicy) -> Views:
+    plain = _plain(text)
+    joined = SPELT_OUT.sub(lambda m: SEPARATORS.sub("", m.group()), plain)
+    return Views(plain, joined, joined.translate(LEET), _as_digits(plain, policy))
+
+
+def _as_digits(text: str, policy: ModerationPolicy) -> str:
+    if not policy.number_words:
+        return text
+    words = _number_words(tuple(sorted(policy.number_words.items())))
+    text = words.sub(lambda m: policy.number_words[m.group()], text)
+    return re.sub(r"(?<=\d)[ol](?=[\d\W])|(?<=[\d\W])[ol](?=\d)", lambda m: "0" if m.group() == "o" else "1", text)
+
+
+@lru_cache(maxsize=8)
+def _number_words(items: tuple[tuple[str, str], ...]) -> re.Pattern[str]:
+    """Number words as one pattern: Latin words of three letters or more even when run together
+    ('onethreeeight': only a run of seven makes a phone number, so 'someone' costs nothing), shorter
+    ones ('oh') as whole words, CJK numerals as written."""
+    latin = sorted((w for w, _ in items if w.isascii()), key=len, reverse=True)
+    long = [re.escape(w) for w in latin if len(w) >= 3]
+    short = [re.escape(w) for w in latin if len(w) < 3]
+    other = [re.escape(w) for w, _ in items if not w.isascii()]
+    parts = [*long, *(rf"(?<![a-z]){w}(?![a-z])" for w in short), *other]
+    return re.compile("|".join(parts))
+
+
+# --- the rules ---------------------------------------------------------------------------------
+
+
+def phone_number(text: str, min_digits: int) -> bool:
+    """Whether `text` holds `min_digits` digits in a run broken only by short gaps of spaces or
+    punctuation: one pass. Dates are not runs, nor a list of sizes ('38 39 40 41', '36/38/40/42')."""
+    count = gap = 0
+    groups: list[str] = []
+    for ch in DATE.sub(" date ", text) + "\0":
+        if ch.isdigit():
+            if gap or not groups:
+                groups.append("")
+            groups[-1] += ch
+            count, gap = count + 1, 0
+            continue
+        if count >= min_digits and not sizes(groups):
+            return True
+        if count and ch in PHONE_GAP and gap < 3:
+            gap += 1
+        else:
+            count, gap, groups = 0, 0, []
+    return False
+
+
+def sizes(groups: list[str]) -> bool:
+    """Numbers of at most two digits that step up by 1 or 2 (a size run): no way to spell a phone."""
+    if any(len(g) > 2 for g in groups):
+        return False
+    steps = {int(b) - int(a) for a, b in zip(groups, groups[1:], strict=False)}
+    return len(steps) == 1 and steps <= {1, 2}
+
+
+_COMPILED: dict[int, tuple[ModerationPolicy, dict[str, re.Pattern[str]]]] = {}
+
+
+def _compiled(policy: ModerationPolicy) -> dict[str, re.Pattern[str]]:
+    """The policy's word lists as regular expressions, built once per policy object (policies are
+    loaded once and kept, `load_policy`)."""
+    cached = _COMPILED.get(id(policy))
+    if cached is None or cached[0] is not policy:
+        cached = _COMPILED[id(policy)] = (policy, _compile(policy))
+    return cached[1]
+
+
+def _compile(policy: ModerationPolicy) -> dict[str, re.Pattern[str]]:
+    tlds = "|".join(sorted(policy.link_tlds, key=len, reverse=True))
+    return {
+        "messenger": re.compile("|".join(_messenger(m) for m in policy.messengers)),
+        "e-mail address": re.compile(
+            rf"(?<![a-z0-9._%+-])[a-z0-9._%+-]+ ?{AT} ?[a-z0-9-]+(?: ?{DOT} ?[a-z0-9-]+)*? ?{DOT} ?(?:{tlds})(?![a-z])"
+        ),
+        "link": re.compile(
+            rf"(?:https?|ftp) ?: ?//|www ?{DOT}|(?<![a-z0-9-])(?:t|wa) ?{DOT}? ?me ?/"
+            rf"|(?<![a-z0-9-])[a-z0-9-]{{2,}}(?:{DOT}[a-z0-9-]+)*?"
+            rf"(?:{DOT}| ?\(dot\) ?| ?\[dot\] ?| dot )(?:{tlds})(?![a-z0-9-])"
+        ),
+        "lure": _phrases(policy.lures),
+        "injection": _phrases(policy.injections),
+        "authenticity": _phrases(policy.authenticity),
+    }
+
+
+def _messenger(name: str) -> str:
+    """A messenger's name as a pattern: spelt out with separators for Latin names of four letters or
+    more, as a whole word for short ones ('qq', 'vx'), as written for CJK."""
+    name = name.casefold()
+    if not name.isascii():
+        return re.escape(name)
+    letters = [c for c in name if c.isalnum()]
+    if len(letters) < 4:
+        return rf"(?<![a-z0-9]){re.escape(''.join(letters))}(?![a-z])"
+    return r"(?<![a-z0-9])" + r"[\W_]{0,3}".join(re.escape(c) for c in letters) + r"(?![a-z])"
+
+
+def _phrases(entries: Iterable[str]) -> re.Pattern[str]:
+    """Policy phrases as one pattern: a space matches any run of spaces or punctuation."""
+    parts = [re.sub(r" ([?*])?", lambda m: r"[\W_]*" if m.group(1) else r"[\W_]+", e.casefold()) for e in entries]
+    return re.compile("|".join(rf"(?<![a-z0-9])(?:{p})" for p in parts) or r"(?!)")
+
+
+def contact(v: Views, policy: ModerationPolicy, phones: bool = True) -> str | None:
+    """'contact details (...)' when the text gives a way to reach the seller off the platform."""
+    if not policy.contact_patterns:
+        return None
+    if phones and any(phone_number(t, policy.min_phone_digits) for t in (v.digits, v.joined)):
+        return "contact details (phone number)"
+    rules = _compiled(policy)
+    for label in ("e-mail address", "link", "messenger"):
+        if any(rules[label].search(t) for t in v.all()):
+            return f"contact details ({label if label != 'messenger' else 'messenger id'})"
+    if any(rules["lure"].search(t) for t in v.all()):
+        return "contact details (off-platform lure)"
+    return None
+
+
+def injection(v: Views, policy: ModerationPolicy) -> str | None:
+    found = next((m for t in v.all() if (m := _compiled(policy)["injection"].search(t))), None)
+    return f"instruction to the model: {found.group().strip()!r}" if found else None
+
+
+def authenticity(v: Views, policy: ModerationPolicy, evidence: str = "") -> str | None:
+    """A claim of authenticity, unless `evidence` (a trusted reference's own text) makes one too."""
+    rule = _compiled(policy)["authenticity"]
+    found = next((m for t in v.all() if (m := rule.search(t))), None)
+    if found is None or rule.search(views(evidence, policy).plain):
+        return None
+    return f"unsupported claim of authenticity: {found.group().strip()!r}"
+
+
+def listed_term(v: Views, terms: tuple[str, ...]) -> str | None:
+    """The first of `terms` in the text: whole words for Latin script, substrings for CJK; the words of
+    a term may be run together or split by punctuation ('replica-watch')."""
+    pattern, by_key = _terms(terms)
+    found = next((m for text in (v.plain, v.joined) if (m := pattern.search(text))), None)
+    return by_key.get(SEPARATORS.sub("", found.group())) if found else None
+
+
+@lru_cache(maxsize=32)
+def _terms(terms: tuple[str, ...]) -> tuple[re.Pattern[str], dict[str, str]]:
+    parts = []
+    for term in sorted(terms, key=len, reverse=True):
+        words = [re.escape(w) for w in _plain(term).split()]
+        body = r"[\W_]*".join(words)
+        parts.append(rf"(?<![a-z0-9]){body}(?![a-z0-9])" if body.isascii() else body)
+    by_key = {SEPARATORS.sub("", _plain(t)): t for t in terms}
+    return re.compile("|".join(parts) or r"(?!)"), by_key
+
+
+def problem(text: str, policy: Policy, evidence: str = "", phones: bool = True) -> str | None:
+    """Why `text` may not be published anywhere in a listing, or None. `evidence` is what trusted
+    references say themselves (it alone can support a claim of authenticity); `phones=False` for
+    catalog ids, whose digits are no phone number."""
+    if not text or not text.strip():
+        return None
+    v = views(text, policy.moderation)
+    if term := listed_term(v, tuple(policy.moderation.banned_terms)):
+        return f"banned term: {term!r}"
+    if term := listed_term(v, tuple(policy.safety.prohibited_keywords)):
+        return f"prohibited item: {term!r}"
+    return (contact(v, policy.moderation, phones) or injection(v, policy.moderation)
+            or authenticity(v, policy.moderation, evidence))
+
+
+def prohibited(texts: Iterable[str], policy: Policy) -> str | None:
+    """The first prohibited keyword in any of `texts`, read through the same views."""
+    keywords = tuple(policy.safety.prohibited_keywords)
+    return next((t for text in texts if (t := listed_term(views(text, policy.moderation), keywords))), None)
+
+
+# --- applying them -----------------------------------------------------------------------------
+
+CLAUSE = re.compile(r"[^\n.!?;。！？；]*(?:[\n.!?;。！？；]+|$)")
+
+
+def screen(text: str, policy: Policy, limit: int | None = None) -> tuple[str, list[str]]:
+    """(what of an outside text may be used, why the rest was dropped): cleaned, cut to `limit`
+    characters, sentences with a problem dropped; all of it when what is left still has one (an
+    evasion spread over several sentences)."""
+    text = clean(text)[: limit or None].strip()
+    kept, dropped = [], []
+    for sentence in CLAUSE.findall(text):
+        if not sentence.strip():
+            continue
+        reason = problem(sentence, policy)
+        if reason:
+            dropped.append(reason)
+        else:
+            kept.append(sentence)
+    result = "".join(kept).strip()
+    if result and (reason := problem(result, policy)):
+        return "", [*dropped, reason]
+    return result, dropped
+
+
+def neighbour_problem(neighbour: Any, policy: Policy) -> str | None:
+    """`row_problem` of a catalog hit (a `schemas.Neighbour`): an index built before quarantine may
+    still hold a poisoned row; it is no reference either. Memoised: the same rows come back often."""
+    row = neighbour.model_dump(include={"id", "title", "description", "category", "category_path", "attributes"})
+    key = (json.dumps(row, sort_keys=True, ensure_ascii=False), id(policy))
+    if key not in _ROWS:
+        if len(_ROWS) > 4096:
+            _ROWS.clear()
+        _ROWS[key] = row_problem(row, policy)
+    return _ROWS[key]
+
+
+_ROWS: dict[tuple[str, int], str | None] = {}
 
 
 def row_problem(row: dict[str, Any], policy: Policy) -> str | None:
-    """Why a catalog row may not be used as a reference (quarantined at index time), or None."""
-    texts = [row.get("title") or "", row.get("description") or ""]
+    """Why a catalog row may not be used as a reference (quarantined at index time), or None. A
+    catalog's own claim of authenticity is allowed: it is the evidence a listing's claim needs."""
+    if isinstance(row.get("id"), str) and (reason := problem(row["id"], policy, phones=False)):
+        return reason
+    texts: list[Any] = [row.get("title"), row.get("description"), row.get("category"),
+                        *(row.get("category_path") or [])]
     attributes = row.get("attributes") or {}
     if isinstance(attributes, dict):
         texts += [f"{k}: {v}" for k, v in attributes.items()]
-    for field_text in texts:
-        if isinstance(field_text, str) and (reason := problem(field_text, policy)):
+    for value in texts:
+        if isinstance(value, str) and (reason := problem(value, policy, evidence=value)):
             return reason
     return None

@@ -89,4 +89,4 @@ def test_nudity_ends_in_guidance(sample_index):
     ],
 )
 def test_prohibited_keywords(texts, found):
-    assert find_prohibited(texts, load_policy().safety) == found
+    assert find_prohibited(texts, load_policy()) == found
