@@ -374,7 +374,7 @@ def build_index(rows: list[dict[str, Any]], index_dir: str) -> None:
     catalog = Catalog(index_dir, create=True)
     embedder = plugins.get("embedder", "efficientnet-lite0")
     with tqdm(total=len(rows), unit="listing", desc="indexing", file=sys.stderr) as bar:
-        catalog.add_listings(rows, embedder.embed, load_policy().limits, progress=bar.update)
+        catalog.add_listings(rows, embedder.embed, load_policy(), progress=bar.update)
     catalog.model()  # fitted now, not inside the first timed query
 
 

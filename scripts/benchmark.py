@@ -50,7 +50,7 @@ def bench_indexing(images: Path) -> dict:
         catalog = Catalog(tmp, create=True)
         fresh = plugins.get("embedder", "efficientnet-lite0").__class__()  # no cached vectors
         start = time.perf_counter()
-        catalog.add_listings(rows, fresh.embed, load_policy().limits)
+        catalog.add_listings(rows, fresh.embed, load_policy())
         total = time.perf_counter() - start
         fit_s = catalog.model().report.get("fit_s")
     return {"photos": len(paths), "embed_images_per_s": round(embed_rate, 1),
@@ -86,8 +86,7 @@ def bench_size(n: int, images: Path, queries: int = 60) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         seed_index = Catalog(Path(tmp) / "seed", create=True)
         rows = [r for r in read_listings(listings) if r.get("role", "catalog") == "catalog"]
-        seed_index.add_listings(rows, plugins.get("embedder", "efficientnet-lite0").embed,
-                                load_policy().limits)
+        seed_index.add_listings(rows, plugins.get("embedder", "efficientnet-lite0").embed, load_policy())
         records = seed_index.records()
         vectors, metas = synthetic(records.vectors, records.metas, n, rng)
         catalog = Catalog(Path(tmp) / "bench", create=True)

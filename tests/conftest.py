@@ -21,7 +21,7 @@ def sample_index(tmp_path_factory) -> str:
     directory = tmp_path_factory.mktemp("index")
     catalog = Catalog(directory, create=True)
     catalog.add_listings(read_listings(SAMPLE / "listings.jsonl"), plugins.get("embedder", "efficientnet-lite0").embed,
-                         load_policy().limits)
+                         load_policy())
     return str(directory)
 
 

@@ -3,52 +3,103 @@
 Vectors come from the project's image embedder and are passed raw; the collection is created with
 the project's own (registered) embedding function so Chroma never reaches for its default one,
 which would download a model.
+
+One writer at a time (`ipl index`) holds a file lock in the index folder. It adds rows, then refits
+what the index learns from its catalog aside: a new `learned-<n>` collection, then the model file
+that names it, swapped in with os.replace; the collection it replaced, and segment folders no
+collection uses, go after the swap. Readers (`ipl list`, the server) never fit: they load the model
+file, query the collection it names, and read the file again once if a refit swapped that
+collection away meanwhile. A model that does not match the catalog (a fit that was killed) is an
+error that names `ipl index`, which finishes it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
+import re
+import shutil
+import sqlite3
+import zipfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ipl_graph.errors import IndexMissingError, PhotoError, UserError
-from ipl_graph.policies import Limits
+from ipl_graph.errors import IndexDamagedError, IndexMissingError, PhotoError, UserError
 from ipl_graph.schemas import Neighbour, Photo
-from ipl_tools.learn import IndexModel, Records, as_records
+from ipl_tools.learn import MODEL_FILE, IndexModel, Records, as_records
 from ipl_tools.learn import fit as learn_fit
 from ipl_tools.photos import resolve
+
+if TYPE_CHECKING:
+    from ipl_graph.policies import Policy
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 log = logging.getLogger(__name__)
 
 COLLECTION = "listings"
 LEARNED = "learned"
+"""Prefix of the collections in a fit's projection: `learned-<n>`, a new n per fit (plain `learned`
+in indexes built before)."""
+LOCK_FILE = "ipl.lock"
+MODEL_ERRORS = (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile)
+"""What loading a damaged model file raises."""
+SEGMENT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+"""Name of a folder where Chroma keeps a segment (its id)."""
 
 
-def read_listings(path: str | Path) -> Iterator[dict[str, Any]]:
-    """Rows of a listings JSONL file, with image paths made absolute (relative to the file)."""
+def read_listings(path: str | Path, problems: list[str] | None = None) -> Iterator[dict[str, Any]]:
+    """Rows of a listings JSONL file, with image paths made absolute (relative to the file). A line
+    that holds no listing, or repeats an earlier line's id, is skipped and told as 'FILE:LINE: why'
+    to `problems` (logged when there is none); the good rows are kept."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such listings file")
-    with path.open(encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
+    seen: dict[str, int] = {}
+    with path.open("rb") as f:
+        for line_no, raw in enumerate(f, 1):
+            row, why = _parse_row(raw, "utf-8-sig" if line_no == 1 else "utf-8")
+            if row is None and why is None:
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                raise UserError(f"{path}:{line_no}: not a JSON object") from None
-            if not isinstance(row, dict) or "id" not in row:
-                raise UserError(f"{path}:{line_no}: a listing needs at least an 'id'")
+            if row is not None and (first := seen.get(str(row["id"]))) is not None:
+                why = f"id {row['id']!r} already on line {first}"
+                row = None
+            if row is None:
+                skipped = f"{path}:{line_no}: {why}"
+                if problems is None:
+                    log.warning("skipped %s", skipped)
+                else:
+                    problems.append(skipped)
+                continue
+            seen[str(row["id"])] = line_no
             row["images"] = [str((path.parent / p).resolve()) for p in row.get("images") or []]
             yield row
+
+
+def _parse_row(raw: bytes, encoding: str) -> tuple[dict[str, Any] | None, str | None]:
+    """(the listing on a line, None), (None, why it is none), or (None, None) for a blank line."""
+    try:
+        line = raw.decode(encoding)
+    except UnicodeDecodeError:
+        return None, "not UTF-8 text"
+    if not line.strip():
+        return None, None
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return None, "not a JSON object"
+    if not isinstance(row, dict) or not isinstance(row.get("id"), str | int) or not str(row["id"]).strip():
+        return None, "a listing needs at least an 'id'"
+    images = row.get("images") or []
+    if not isinstance(images, list) or not all(isinstance(p, str) for p in images):
+        return None, "'images' must be a list of paths"
+    return row, None
 
 
 def _embedding_function():
@@ -102,30 +153,48 @@ class IndexReport:
     added: int = 0
     skipped_existing: int = 0
     bad: list[str] = field(default_factory=list)
+    quarantined: list[tuple[str, str]] = field(default_factory=list)
+    """(row id, why) of rows the trust boundary kept out of the index."""
+    fitted: bool = False
+    """Whether the learned model was refitted (rows were added, or an earlier fit had not finished)."""
 
 
 class Catalog:
     """A persistent catalog index at `directory`: the `listings` collection holds one raw vector per
-    catalog photo; `learned` the same photos in the projection the index learned from its catalog
-    (`ipl_tools.learn`), refitted by `fit()` whenever photos were added."""
+    catalog photo; a `learned-<n>` collection the same photos in the projection the index learned
+    from its catalog (`ipl_tools.learn`), named by the model file. Opened with `create=False` it is
+    only read: the model is never fitted, no collection is created."""
 
     def __init__(self, directory: str | Path, embedder: str = "efficientnet-lite0", create: bool = False):
         import chromadb
+        from chromadb.api.shared_system_client import SharedSystemClient
         from chromadb.config import Settings
+        from chromadb.errors import ChromaError
 
         self.directory = Path(directory)
-        if not create and not (self.directory / "chroma.sqlite3").exists():
+        self.embedder = embedder
+        database = self.directory / "chroma.sqlite3"
+        if not create and not database.exists():
             raise IndexMissingError(
                 f"no catalog index at {self.directory}; build one with `ipl index LISTINGS.jsonl --index "
                 f"{self.directory}`"
             )
+        if database.exists() and database.stat().st_size == 0:
+            raise IndexDamagedError(self._damaged("chroma.sqlite3 is empty"))
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.client = chromadb.PersistentClient(
-            path=str(self.directory), settings=Settings(anonymized_telemetry=False)
-        )
-        self.embedder = embedder
-        self.collection = self._collection(COLLECTION)
+        with self._reading():
+            try:
+                self.client = chromadb.PersistentClient(
+                    path=str(self.directory), settings=Settings(anonymized_telemetry=False)
+                )
+            except ChromaError:
+                # chromadb 1.5 keeps a system that failed to start cached under its path, and every later
+                # client of that path then fails with an AttributeError: forget it, so a repaired index opens
+                SharedSystemClient._identifier_to_system.pop(str(self.directory), None)
+                raise
+            self.collection = self._collection(COLLECTION) if create else self._existing(COLLECTION)
         self._model: IndexModel | None = None
+        self._model_stamp: tuple[int, int, int] | None = None
 
     def _collection(self, name: str):
         return self.client.get_or_create_collection(
@@ -134,27 +203,105 @@ class Catalog:
             configuration={"hnsw": {"space": "cosine"}},
         )
 
+    def _existing(self, name: str):
+        from chromadb.errors import NotFoundError
+
+        try:
+            return self.client.get_collection(name, embedding_function=embedding_function(self.embedder))  # type: ignore[arg-type]
+        except NotFoundError:
+            if name == COLLECTION:
+                raise IndexMissingError(
+                    f"the catalog index at {self.directory} is empty; add listings with `ipl index`"
+                ) from None
+            raise
+
+    def _damaged(self, why: str) -> str:
+        return (
+            f"the catalog index at {self.directory} cannot be read ({why}): move it away and build it again with"
+            f" `ipl index LISTINGS.jsonl --index {self.directory}`"
+        )
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Chroma's errors on a damaged database as one line that names the fix."""
+        from chromadb.errors import ChromaError, NotFoundError
+
+        try:
+            yield
+        except NotFoundError:
+            raise
+        except ChromaError as exc:
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise IndexDamagedError(self._damaged(why)) from None
+
     def count(self) -> int:
-        return self.collection.count()
+        with self._reading():
+            return self.collection.count()
 
     def existing(self, ids: list[str]) -> set[str]:
         found: set[str] = set()
-        for start in range(0, len(ids), 500):
-            found.update(self.collection.get(ids=ids[start : start + 500], include=[])["ids"])
+        with self._reading():
+            for start in range(0, len(ids), 500):
+                found.update(self.collection.get(ids=ids[start : start + 500], include=[])["ids"])
         return found
+
+    # --- writing: one writer at a time, under the folder's lock ----------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The index folder's write lock (released by the system if the writer dies)."""
+        with (self.directory / LOCK_FILE).open("a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            yield
+
+    def _writer_active(self) -> bool:
+        """Whether a writer holds the folder's lock now (tested without writing anything)."""
+        try:
+            fd = os.open(self.directory / LOCK_FILE, os.O_RDONLY)
+        except FileNotFoundError:
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)
+        return False
 
     def add_listings(
         self,
         rows: Iterable[dict[str, Any]],
         embed: Callable[[list[Photo]], np.ndarray],
-        limits: Limits,
+        policy: Policy | None = None,
         batch: int = 64,
         progress: Callable[[int], None] = lambda n: None,
     ) -> IndexReport:
-        """Add listings not yet in the index (unreadable images are reported and skipped), then refit
-        what the index learns from its catalog."""
+        """Add listings not yet in the index (rows the trust boundary refuses are quarantined,
+        unreadable images reported and skipped), then refit what the index learns from its catalog
+        when rows were added or an earlier fit did not finish. `policy` defaults to the default one."""
+        from ipl_graph.policies import load_policy
+        from ipl_tools.trust import row_problem
+
+        policy = policy or load_policy()
         report = IndexReport()
-        rows = list(rows)
+        kept: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            if str(row["id"]) in kept:
+                report.bad.append(f"{row['id']}: the same id twice")
+            elif reason := row_problem(row, policy):
+                report.quarantined.append((str(row["id"]), reason))
+            else:
+                kept[str(row["id"])] = row
+                continue
+            progress(1)
+        with self._locked():
+            self._add_new(list(kept.values()), embed, policy, batch, progress, report)
+            if self.count() and (report.added or self._stale()):
+                self._refit()
+                report.fitted = True
+        return report
+
+    def _add_new(self, rows: list[dict[str, Any]], embed, policy: Policy, batch: int, progress, report) -> None:
         image_ids = [f"{r['id']}#{i}" for r in rows for i in range(len(r["images"]))]
         have = self.existing(image_ids)
         pending: list[tuple[str, Photo, dict[str, Any]]] = []
@@ -170,7 +317,7 @@ class Catalog:
                     report.skipped_existing += 1
                     continue
                 try:
-                    pending.append((image_id, resolve(ref, limits), meta))
+                    pending.append((image_id, resolve(ref, policy.limits), meta))
                 except PhotoError as exc:
                     report.bad.append(f"{row['id']}: {exc}")
             progress(1)
@@ -181,17 +328,29 @@ class Catalog:
         if pending:
             self._add(pending, embed)
             report.added += len(pending)
-        if report.added:
-            self.fit()
-        return report
 
     def _add(self, items: list[tuple[str, Photo, dict[str, Any]]], embed) -> None:
         vectors = embed([photo for _, photo, _ in items])  # (B, D)
-        self.collection.add(
-            ids=[i for i, _, _ in items],
-            embeddings=vectors,
-            metadatas=[{**meta, "image": photo.path} for _, photo, meta in items],
-        )
+        with self._reading():
+            self.collection.add(
+                ids=[i for i, _, _ in items],
+                embeddings=vectors,
+                metadatas=[{**meta, "image": photo.path} for _, photo, meta in items],
+            )
+
+    def _stale(self) -> bool:
+        """Whether the saved model is missing, unreadable, of another format, fitted on another
+        catalog (a fit that did not finish) or without its collection."""
+        try:
+            model = IndexModel.load(self.directory)
+        except MODEL_ERRORS:
+            return True
+        return model is None or model.count != self.count() or model.collection not in self._learned_names()
+
+    def _learned_names(self) -> list[str]:
+        with self._reading():
+            names = [c.name for c in self.client.list_collections()]
+        return [n for n in names if n == LEARNED or re.fullmatch(rf"{LEARNED}-\d+", n)]
 
     # --- what the index learned from its catalog -------------------------------------------------
 
@@ -200,56 +359,127 @@ class Catalog:
         ids: list[str] = []
         vectors: list[np.ndarray] = []
         metas: list[dict[str, Any]] = []
-        for offset in range(0, self.count(), page):
-            got = self.collection.get(include=["embeddings", "metadatas"], limit=page, offset=offset)
-            ids += got["ids"]
-            vectors.append(np.asarray(got["embeddings"], dtype=np.float32))
-            metas += [dict(m) for m in got["metadatas"]]
+        with self._reading():
+            for offset in range(0, self.count(), page):
+                got = self.collection.get(include=["embeddings", "metadatas"], limit=page, offset=offset)
+                ids += got["ids"]
+                vectors.append(np.asarray(got["embeddings"], dtype=np.float32))
+                metas += [dict(m) for m in got["metadatas"]]
         return as_records(ids, np.concatenate(vectors) if vectors else np.zeros((0, 0), np.float32), metas)
 
     def fit(self) -> IndexModel:
-        """Learn the projection and calibrations from the catalog and rebuild the `learned` collection."""
+        """Learn the projection and calibrations from the catalog, under the folder's write lock."""
+        with self._locked():
+            return self._refit()
+
+    def _refit(self) -> IndexModel:
+        """Fit, fill a new `learned-<n>` collection, swap the model file that names it in, then drop
+        the collections and segment folders it replaced. The caller holds the lock."""
         records = self.records()
         if not len(records.vectors):
             raise IndexMissingError(f"the catalog index at {self.directory} is empty; add listings with `ipl index`")
         model = learn_fit(records)
-        with contextlib.suppress(Exception):  # absent on the first fit
-            self.client.delete_collection(LEARNED)
-        learned = self._collection(LEARNED)
+        before = self._learned_names()
+        model.collection = f"{LEARNED}-{1 + max((int(n.rsplit('-', 1)[1]) for n in before if '-' in n), default=0)}"
         projected = model.project(records.vectors)  # (N, d)
-        ids = records.ids
-        step = self.client.get_max_batch_size()
-        for start in range(0, len(ids), step):
-            learned.add(ids=ids[start : start + step], embeddings=projected[start : start + step],
-                        metadatas=records.metas[start : start + step])
-        model.save(self.directory)
-        self._model = model
+        with self._reading():
+            learned = self._collection(model.collection)
+            step = self.client.get_max_batch_size()
+            for start in range(0, len(records.ids), step):
+                learned.add(ids=records.ids[start : start + step], embeddings=projected[start : start + step],
+                            metadatas=records.metas[start : start + step])
+        model.save(self.directory)  # the swap: from here on readers go to the new collection
+        with self._reading():
+            for name in before:
+                self.client.delete_collection(name)
+        self._remove_orphan_segments()
+        self._model, self._model_stamp = model, self._stamp()
         return model
 
+    def _remove_orphan_segments(self) -> None:
+        """Remove segment folders no collection uses (Chroma's delete_collection leaves them on disk)."""
+        database = f"file:{self.directory / 'chroma.sqlite3'}?mode=ro"
+        try:
+            with contextlib.closing(sqlite3.connect(database, uri=True)) as db:
+                live = {str(row[0]) for row in db.execute("SELECT id FROM segments")}
+        except sqlite3.Error as exc:  # another Chroma schema: leave the folders be
+            log.warning("segment folders in %s left as they are: %s", self.directory, exc)
+            return
+        for folder in self.directory.iterdir():
+            if folder.is_dir() and SEGMENT.fullmatch(folder.name) and folder.name not in live:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def _stamp(self) -> tuple[int, int, int] | None:
+        try:
+            st = (self.directory / MODEL_FILE).stat()
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
     def model(self) -> IndexModel:
-        """The learned model, refitted first when the catalog changed since it was fitted."""
-        if self._model is None or self._model.count != self.count():
-            self._model = IndexModel.load(self.directory)
-            if self._model is None or self._model.count != self.count():
-                self._model = self.fit()
+        """The learned model the last `ipl index` saved, read again when a refit replaced it; never
+        fitted here."""
+        stamp = self._stamp()
+        if self._model is None or stamp != self._model_stamp:
+            self._model, self._model_stamp = self._read_model(), stamp
         return self._model
+
+    def _read_model(self) -> IndexModel:
+        path = self.directory / MODEL_FILE
+        fix = f"`ipl index LISTINGS.jsonl --index {self.directory}`"
+        try:
+            model = IndexModel.load(self.directory)
+        except MODEL_ERRORS as exc:
+            raise IndexDamagedError(
+                f"the learned model {path} cannot be read ({type(exc).__name__}): run {fix} to fit it again"
+            ) from None
+        if model is None and path.exists():
+            raise IndexDamagedError(f"the learned model {path} was saved by another version: run {fix} to fit it again")
+        if model is None:
+            raise IndexDamagedError(
+                f"the index at {self.directory} has no learned model (an `ipl index` that did not finish): run {fix}"
+                " to finish it"
+            )
+        count = self.count()
+        if model.count != count and not self._writer_active():
+            raise IndexDamagedError(
+                f"the index at {self.directory} holds {count} photos and its learned model was fitted on {model.count}"
+                f" (an `ipl index` that did not finish): run {fix} to finish it"
+            )
+        return model  # while a writer is at work, the model it is replacing: whole, with its own collection
 
     def nearest(self, vectors: np.ndarray, n: int, learned: bool) -> list[list[tuple[float, dict[str, Any]]]]:
         """Per query vector, the n nearest catalog photos as (cosine similarity, metadata)."""
+        from chromadb.errors import ChromaError
+
         if self.count() == 0:
             raise IndexMissingError(f"the catalog index at {self.directory} is empty; add listings with `ipl index`")
-        dim = self.model().mean.shape[0]
-        if vectors.shape[1] != dim:
+        model = self.model()
+        if vectors.shape[1] != model.mean.shape[0]:
             raise UserError(
-                f"the index at {self.directory} holds {dim}-d vectors and the embedder gives {vectors.shape[1]}-d:"
-                " it was built by another version; index the catalog again into a new folder"
+                f"the index at {self.directory} holds {model.mean.shape[0]}-d vectors and the embedder gives"
+                f" {vectors.shape[1]}-d: it was built by another version; index the catalog again into a new folder"
             )
-        if learned:
-            vectors = self.model().project(vectors)
-        collection = self._collection(LEARNED) if learned else self.collection
-        result = collection.query(
-            query_embeddings=vectors, n_results=min(n, self.count()), include=["metadatas", "distances"]
-        )
+        if not learned:
+            return self._query(self.collection, vectors, min(n, self.count()))
+        try:
+            return self._query(self._existing(model.collection), model.project(vectors), min(n, model.count))
+        except ChromaError:  # a refit swapped that collection away meanwhile: read the model again, once
+            self._model = None
+            model = self.model()
+            try:
+                return self._query(self._existing(model.collection), model.project(vectors), min(n, model.count))
+            except ChromaError as exc:
+                raise IndexDamagedError(
+                    f"the learned collection {model.collection} of the index at {self.directory} cannot be read"
+                    f" ({type(exc).__name__}): run `ipl index LISTINGS.jsonl --index {self.directory}` to fit it again"
+                ) from None
+
+    def _query(self, collection, vectors: np.ndarray, n: int) -> list[list[tuple[float, dict[str, Any]]]]:
+        with self._reading():
+            result = collection.query(query_embeddings=vectors, n_results=n, include=["metadatas", "distances"])
         return [
             [(1.0 - float(d), dict(m)) for m, d in zip(metas, dists, strict=True)]
             for metas, dists in zip(result["metadatas"], result["distances"], strict=True)
