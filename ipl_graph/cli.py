@@ -19,6 +19,7 @@ def _parser() -> argparse.ArgumentParser:
     index = sub.add_parser("index", help="add catalog listings (JSONL) to the index")
     index.add_argument("listings")
     index.add_argument("--index", default=".ipl-index", help="index folder (default: .ipl-index)")
+    index.add_argument("--policy", default="default", help="policy whose rules quarantine catalog rows")
 
     listing = sub.add_parser("list", help="write a listing for photos of one item")
     listing.add_argument("photos", nargs="+", metavar="PHOTO")
@@ -67,16 +68,21 @@ def cmd_index(args: argparse.Namespace) -> int:
     from ipl_graph.policies import load_policy
     from ipl_tools.index import Catalog, read_listings
 
-    rows = [r for r in read_listings(args.listings) if r.get("role", "catalog") == "catalog"]
+    policy = load_policy(args.policy)
+    unread: list[str] = []
+    rows = [r for r in read_listings(args.listings, unread) if r.get("role", "catalog") == "catalog"]
     catalog = Catalog(args.index, create=True)
     embedder = plugins.get("embedder", "efficientnet-lite0")
     with tqdm(total=len(rows), unit="listing", desc="indexing", file=sys.stderr) as bar:
-        report = catalog.add_listings(rows, embedder.embed, load_policy().limits, progress=bar.update)
-    for problem in report.bad:
+        report = catalog.add_listings(rows, embedder.embed, policy, progress=bar.update)
+    for problem in unread + report.bad:
         print(f"skipped {problem}", file=sys.stderr)
+    for row_id, reason in report.quarantined:
+        print(f"quarantined {row_id}: {reason}", file=sys.stderr)
     print(
-        f"added {report.added} images, {report.skipped_existing} already indexed, {len(report.bad)} skipped;"
-        f" {catalog.count()} images in {args.index}",
+        f"added {report.added} images, {report.skipped_existing} already indexed,"
+        f" {len(unread) + len(report.bad)} skipped, {len(report.quarantined)} quarantined;"
+        f" {catalog.count()} images in {args.index}" + ("; learned model fitted" if report.fitted else ""),
         file=sys.stderr,
     )
     return 0
