@@ -91,8 +91,13 @@ def cmd_index(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     from ipl_graph.context import Context
     from ipl_graph.graph import graph
+    from ipl_graph.policies import load_policy
     from ipl_graph.state import InputState, OutputState
+    from ipl_tools.trust import clean
 
+    most = load_policy(args.policy).limits.max_hint_chars
+    if len(args.hint) > most:
+        raise UserError(f"--hint: {len(args.hint)} characters is over the limit of {most}; say it in fewer words")
     context = Context(
         index_dir=args.index, policy=args.policy, generator=args.generator, model=args.model,
         base_url=args.base_url, generate_timeout_s=args.timeout,
@@ -105,7 +110,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         if mode == "values":
             final = chunk
         elif not args.json and chunk[1].get("langgraph_node") == "generate":
-            print(chunk[0].content, end="", flush=True)
+            print(clean(chunk[0].content), end="", flush=True)  # no escape codes reach the terminal
             streamed = True
     listing = {f.name: final.get(f.name) for f in dataclasses.fields(OutputState)}
     if args.json:
