@@ -38,10 +38,20 @@ def _parser() -> argparse.ArgumentParser:
     mine.add_argument("--out", default="-", help="YAML file to write (default: stdout)")
     mine.add_argument("--min-fill", type=float, default=0.5)
 
-    serve = sub.add_parser("serve", help="serve the graph and the seller page (LangGraph server, loopback)")
-    serve.add_argument("--port", type=int, default=8123, help="port on 127.0.0.1 (default: 8123)")
-    serve.add_argument("--index", default=".ipl-index", help="index folder for runs that name none")
+    serve = sub.add_parser("serve", help="serve the graph and the seller page (LangGraph server)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; others"
+                       " need --token)")
+    serve.add_argument("--port", type=int, default=8123, help="port (default: 8123)")
+    serve.add_argument("--index", default=".ipl-index", help="index folder every run uses")
     serve.add_argument("--config", default="langgraph.json", help="LangGraph config (default: langgraph.json)")
+    serve.add_argument("--policy", default="default", help="policy every run uses")
+    serve.add_argument("--generator", default="template", help="generator every run uses")
+    serve.add_argument("--model", default="", help="model path or name for --generator transformers/openai")
+    serve.add_argument("--base-url", default="", help="OpenAI-compatible server URL for --generator openai")
+    serve.add_argument("--photos-dir", default="", help="a folder whose photos clients may name by path"
+                       " (default: none; clients upload)")
+    serve.add_argument("--token", default="",
+                       help="bearer token clients must send (default: $IPL_TOKEN; none: no authentication)")
 
     ev = sub.add_parser("eval", help="measure the EVAL.md figures: index a catalog, list its query rows")
     ev.add_argument("--catalog", required=True, help="listings JSONL whose catalog rows are indexed")
@@ -156,9 +166,12 @@ def cmd_mine_templates(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ipl_graph.serve import serve
+    from ipl_graph.serve import Settings, serve
 
-    return serve(args.port, args.index, args.config)
+    return serve(args.port, Settings(
+        index=args.index, policy=args.policy, generator=args.generator, model=args.model, base_url=args.base_url,
+        photos_dir=args.photos_dir, token=args.token, host=args.host, config=args.config,
+    ))
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

@@ -1,14 +1,19 @@
-"""`ipl serve`: the LangGraph server for langgraph.json, offline, on loopback.
+"""`ipl serve`: the LangGraph server for langgraph.json, offline.
 
 It runs `langgraph dev --no-browser --no-reload` (the in-memory server: threads, runs, streaming and a
 checkpointer for the confirmation step) with the settings that keep it from calling home. It runs in
-a temporary folder, where the dev server keeps its files, so nothing outlives it: photo paths sent to
-it should be absolute. `running()` starts one for tests and scripts and always stops it.
+a temporary folder, where the dev server keeps its files and this server's photo store, so nothing
+outlives it. What a run may not choose (index, policy, generator, model, base URL, the folder of
+photos clients may name, the access token) is the server's configuration: `Settings`, handed to the
+server process as IPL_* environment variables. Off loopback a token is required. `running()` starts
+one for tests and scripts and always stops it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import ipaddress
 import os
 import signal
 import socket
@@ -23,19 +28,78 @@ from typing import IO
 
 from ipl_graph import offline
 from ipl_graph.errors import UserError
-from ipl_graph.server import INDEX_ENV
 
 HOST = "127.0.0.1"
+# The Context fields `ipl serve` decides for every run, and the variables that carry them.
+CONTEXT_ENV = {"index_dir": "IPL_INDEX_DIR", "policy": "IPL_POLICY", "generator": "IPL_GENERATOR",
+               "model": "IPL_MODEL", "base_url": "IPL_BASE_URL"}
+INDEX_ENV = CONTEXT_ENV["index_dir"]
+PHOTOS_DIR_ENV = "IPL_PHOTOS_DIR"  # a folder of the server's whose photos clients may name
+STORE_ENV = "IPL_PHOTO_STORE"  # where uploads and data URLs are kept
+TOKEN_ENV = "IPL_TOKEN"  # the bearer token clients must send; none: no authentication
 
 
-def command(config: Path, port: int) -> list[str]:
-    return [sys.executable, "-m", "langgraph_cli", "dev", "--no-browser", "--no-reload", "--host", HOST,
+@dataclasses.dataclass(kw_only=True)
+class Settings:
+    """How one server runs; the run-time knobs among them apply to every run."""
+
+    index: str = ".ipl-index"
+    policy: str = "default"
+    generator: str = "template"
+    model: str = ""
+    base_url: str = ""
+    photos_dir: str = ""
+    token: str = ""
+    host: str = HOST
+    config: str = "langgraph.json"
+
+    def check(self) -> None:
+        """One-line UserErrors for settings that cannot serve, before anything starts."""
+        from ipl_graph import plugins
+        from ipl_graph.policies import load_policy
+
+        if not self.token and not is_loopback(self.host):
+            raise UserError(f"--host {self.host} is reachable from other machines: set an access token"
+                            f" (--token or {TOKEN_ENV})")
+        if self.photos_dir and not Path(self.photos_dir).expanduser().is_dir():
+            raise UserError(f"--photos-dir {self.photos_dir}: no such folder")
+        load_policy(self.policy)
+        known = plugins.factories("generator")  # names only: a model loads on the first run, not here
+        if self.generator not in known:
+            raise UserError(f"--generator {self.generator!r} is unknown; known: {', '.join(sorted(known))}")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
+
+
+def command(config: Path, port: int, host: str = HOST) -> list[str]:
+    return [sys.executable, "-m", "langgraph_cli", "dev", "--no-browser", "--no-reload", "--host", host,
             "--port", str(port), "--config", str(config), "--server-log-level", "WARNING"]
 
 
-def environment(index: str) -> dict[str, str]:
-    env = {**offline.DEFAULTS, **os.environ}  # what the user set explicitly wins
-    env[INDEX_ENV] = str(Path(index).expanduser().resolve())
+def environment(settings: Settings, workdir: str) -> dict[str, str]:
+    """The server process's environment: offline defaults the user may override, then the settings,
+    which nothing inherited overrides (a stray IPL_BASE_URL must not redirect the server)."""
+    env = {**offline.DEFAULTS, **os.environ}
+    env.update({
+        INDEX_ENV: str(Path(settings.index).expanduser().resolve()),
+        CONTEXT_ENV["policy"]: settings.policy,
+        CONTEXT_ENV["generator"]: settings.generator,
+        CONTEXT_ENV["model"]: settings.model,
+        CONTEXT_ENV["base_url"]: settings.base_url,
+        PHOTOS_DIR_ENV: str(Path(settings.photos_dir).expanduser().resolve()) if settings.photos_dir else "",
+        STORE_ENV: str(Path(workdir) / "photos"),
+        TOKEN_ENV: settings.token,
+    })
+    policy = Path(settings.policy).expanduser()
+    if policy.suffix in {".yaml", ".yml"}:  # the server runs in its own folder
+        env[CONTEXT_ENV["policy"]] = str(policy.resolve())
     return env
 
 
@@ -52,15 +116,20 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve(port: int, index: str, config: str = "langgraph.json") -> int:
-    """Run the server in the foreground until it stops, Ctrl-C or SIGTERM."""
-    path = find_config(config)
-    if not Path(index).expanduser().is_dir():
-        print(f"ipl: note: no index at {index} yet (build one with `ipl index`)", file=sys.stderr)
-    print(f"IPL on http://{HOST}:{port}  (seller page: http://{HOST}:{port}/ipl/, index: {index})",
-          file=sys.stderr, flush=True)
+def serve(port: int, settings: Settings) -> int:
+    """Run the server in the foreground until it stops, Ctrl-C or SIGTERM. Without a token in the
+    settings, IPL_TOKEN's (the safer way: a command line is visible to every user of the machine)."""
+    path = find_config(settings.config)
+    settings = dataclasses.replace(settings, token=settings.token or os.environ.get(TOKEN_ENV, ""))
+    settings.check()
+    if not Path(settings.index).expanduser().is_dir():
+        print(f"ipl: note: no index at {settings.index} yet (build one with `ipl index`)", file=sys.stderr)
+    where = f"http://{settings.host}:{port}"
+    print(f"IPL on {where}  (seller page: {where}/ipl/{'#token=…' if settings.token else ''}, index: "
+          f"{settings.index}, generator: {settings.generator})", file=sys.stderr, flush=True)
     with tempfile.TemporaryDirectory(prefix="ipl-serve-") as workdir, \
-            subprocess.Popen(command(path, port), cwd=workdir, env=environment(index)) as server:
+            subprocess.Popen(command(path, port, settings.host), cwd=workdir,
+                             env=environment(settings, workdir)) as server:
         signal.signal(signal.SIGTERM, lambda signum, frame: server.terminate())
         try:
             return server.wait()
@@ -86,12 +155,15 @@ def wait_until_up(url: str, server: subprocess.Popen, timeout_s: float) -> None:
 
 @contextlib.contextmanager
 def running(index: str, port: int | None = None, config: str = "langgraph.json", log: IO[str] | None = None,
-            timeout_s: float = 90.0) -> Iterator[str]:
-    """A server in the background for the block; yields its base URL. Always stopped on exit."""
+            timeout_s: float = 90.0, **settings: str) -> Iterator[str]:
+    """A server in the background for the block (`settings`: more `Settings` fields); yields its
+    base URL. Always stopped on exit."""
+    chosen = Settings(index=index, config=config, **settings)
     path = find_config(config)
     port = port or free_port()
     workdir = tempfile.TemporaryDirectory(prefix="ipl-serve-")
-    server = subprocess.Popen(command(path, port), cwd=workdir.name, env=environment(index), start_new_session=True,
+    server = subprocess.Popen(command(path, port, chosen.host), cwd=workdir.name,
+                              env=environment(chosen, workdir.name), start_new_session=True,
                               stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT)
     try:
         url = f"http://{HOST}:{port}"

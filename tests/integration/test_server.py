@@ -1,19 +1,24 @@
 """The graph behind the LangGraph server (`ipl serve`): runs through the SDK, the seller's
-confirmation step, photo uploads, and bad requests that get a 4xx while the server keeps serving."""
+confirmation step, photo uploads, and bad requests that get a 4xx while the server keeps serving.
+The server is started with `--photos-dir samples/grocery`, so runs may name the sample photos by path
+(tests/integration/test_server_trust.py has a server without it, and with a token)."""
 
 from __future__ import annotations
 
 import base64
+import io
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
 
 import httpx
+import numpy as np
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 from langgraph_sdk import get_sync_client
+from PIL import Image
 
 from helpers import QUERIES, ROOT, SAMPLE, runtime
 from ipl_graph.cli import main
@@ -37,7 +42,7 @@ def server(sample_index, tmp_path_factory) -> Iterator[str]:
     log = open(tmp_path_factory.mktemp("server") / "server.log", "w+")  # noqa: SIM115 - read on failure
     process = subprocess.Popen(
         [sys.executable, "-m", "ipl_graph.cli", "serve", "--port", str(port), "--index", sample_index,
-         "--config", str(ROOT / "langgraph.json")],
+         "--config", str(ROOT / "langgraph.json"), "--photos-dir", str(SAMPLE)],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     try:
@@ -64,6 +69,12 @@ def http(server) -> Iterator[httpx.Client]:
         yield client
 
 
+def png(img: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
 def data_url(path) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(path.read_bytes()).decode()
 
@@ -74,12 +85,12 @@ def upload(http: httpx.Client, path) -> str:
     return response.json()["photo"]
 
 
-def test_two_photos_stream_a_listing_through_the_sdk(sdk, http, sample_index):
+def test_two_photos_stream_a_listing_through_the_sdk(sdk, http):
     photos = [upload(http, JUICE), data_url(JUICE_AGAIN)]  # one uploaded first, one sent inline
     thread = sdk.threads.create()
     nodes, partial = [], ""
     for part in sdk.runs.stream(thread["thread_id"], "listing", input={"photos": photos, "hint": "unopened"},
-                                context={"index_dir": sample_index}, stream_mode=["updates", "messages"]):
+                                stream_mode=["updates", "messages"]):
         if part.event == "updates":
             nodes += list(part.data)
         elif part.event == "messages/partial" and part.data[0]["content"]:
@@ -96,21 +107,20 @@ def test_two_photos_stream_a_listing_through_the_sdk(sdk, http, sample_index):
     assert [image["path"] for image in values["images"]] == values["photos"]
 
 
-def test_the_run_context_reaches_the_graph(sdk):
-    # No context: the index that `ipl serve --index` was given; an explicit one wins.
+def test_the_index_is_the_servers_and_a_client_cannot_name_another(sdk, http):
+    # The index that `ipl serve --index` was given; a run that names one is refused, not run elsewhere.
     thread = sdk.threads.create()
     served = sdk.runs.wait(thread["thread_id"], "listing", input={"photos": [str(BANANA)]})
     assert served["category"] == "Banana"
-    run = sdk.runs.create(sdk.threads.create()["thread_id"], "listing", input={"photos": [str(BANANA)]},
-                          context={"index_dir": "/nonexistent-ipl-index"})
-    sdk.runs.join(run["thread_id"], run["run_id"])
-    failed = sdk.runs.get(run["thread_id"], run["run_id"])
-    assert failed["status"] == "error"
+    refused = http.post("/runs/wait", json={"assistant_id": "listing", "input": {"photos": [str(BANANA)]},
+                                            "context": {"index_dir": "/nonexistent-ipl-index"}})
+    assert refused.status_code == 422
+    assert refused.json()["detail"] == "context.index_dir: set by the server (ipl serve), not by a request"
 
 
-def test_the_seller_confirms_and_edits_before_the_description_is_written(sdk, sample_index):
+def test_the_seller_confirms_and_edits_before_the_description_is_written(sdk):
     thread = sdk.threads.create()["thread_id"]
-    context = {"index_dir": sample_index, "confirm": True}
+    context = {"confirm": True}
     updates = [p.data for p in sdk.runs.stream(thread, "listing", input={"photos": PAIR},
                                                context=context, stream_mode="updates") if p.event == "updates"]
     question = updates[-1]["__interrupt__"][0]["value"]
@@ -128,9 +138,9 @@ def test_the_seller_confirms_and_edits_before_the_description_is_written(sdk, sa
     assert "1 L" in listing["description"]
 
 
-def test_a_prohibited_category_typed_by_the_seller_ends_the_run(sdk, sample_index):
+def test_a_prohibited_category_typed_by_the_seller_ends_the_run(sdk):
     thread = sdk.threads.create()["thread_id"]
-    context = {"index_dir": sample_index, "confirm": True}
+    context = {"confirm": True}
     sdk.runs.wait(thread, "listing", input={"photos": [str(BANANA)]}, context=context)
     listing = sdk.runs.wait(thread, "listing", command={"resume": {"category": "Weapons"}}, context=context)
     assert listing["degraded"] == "unsafe" and "prohibited category" in listing["safety"]["reason"]
@@ -141,17 +151,20 @@ def test_a_prohibited_category_typed_by_the_seller_ends_the_run(sdk, sample_inde
      422, "notes.jpg: not a readable image"),
     (("POST", "/ipl/photos", {"content": b"\0" * 50_000_000}), 413, "50.0 MB is over the 20 MB limit"),
     (("POST", "/ipl/photos", {"content": b""}), 422, "the file is empty"),
+    (("POST", "/ipl/photos", {"content": png(Image.new("RGB", (1, 1)))}), 422,
+     "1x1 pixels is too small to show the item; take a photo at least 32 pixels on its shorter side"),
     (("POST", "/runs/wait", {"json": {"assistant_id": "listing", "input": {"photos": [str(BANANA)] * 30}}}),
-     422, "30 photos is over the limit of 9"),
+     422, "input.photos: 30 photos is over the limit of 9"),
     (("POST", "/runs/wait", {"json": {"assistant_id": "listing", "input": {"photos": ["data:image/png;base64,aGk="]}}}),
      422, "data URL: not a readable image"),
     (("POST", "/runs/wait", {"json": {"assistant_id": "listing", "input": {"photos": ["/no/such/photo.jpg"]}}}),
-     422, "no such file"),
+     422, "input.photos[0]: not an uploaded photo"),
+    (("POST", "/ipl/photos", {"content": (QUERIES / "Banana_001.jpg").read_bytes()[:2000]}), 422, "truncated"),
     (("POST", "/threads/9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d/runs/stream",
       {"json": {"assistant_id": "listing", "input": {"photos": [str(BANANA)]}}}), 404, "not found"),
     (("GET", "/threads/9b1deb4d-3b7d-4bad-9bdd-2b0d7b3dcb6d/state", {}), 404, "not found"),
-], ids=["not-an-image", "50MB", "empty", "30-photos", "bad-data-url", "missing-path", "unknown-thread",
-        "unknown-thread-state"])
+], ids=["not-an-image", "50MB", "empty", "1x1", "30-photos", "bad-data-url", "missing-path", "truncated-upload",
+        "unknown-thread", "unknown-thread-state"])
 def test_bad_requests_get_a_clear_4xx(http, request_, status, message):
     method, path, kwargs = request_
     response = http.request(method, path, **kwargs)
@@ -167,12 +180,26 @@ def test_the_server_keeps_serving_after_bad_requests(http, sdk):
     assert listing["category"] == "Banana" and listing["description"]
 
 
-def test_the_page_and_its_config_are_served(http, sample_index):
+def test_a_16_bit_png_is_listed_as_its_8_bit_original(sdk, http):
+    # The old decoder clipped 16-bit levels to white: a milk carton became "Vegetables".
+    with Image.open(QUERIES / "Arla-Standard-Milk_001.jpg") as img:
+        grey = img.convert("L")
+    sixteen = Image.fromarray(np.asarray(grey, dtype=np.uint16) * 257)  # 0..255 -> 0..65535, mode I;16
+    listings = []
+    for image in (grey, sixteen):
+        response = http.post("/ipl/photos", content=png(image), headers={"content-type": "image/png"})
+        assert response.status_code == 201, response.text
+        listings.append(sdk.runs.wait(None, "listing", input={"photos": [response.json()["photo"]]}))
+    assert listings[1]["category"] == listings[0]["category"] != "Vegetables"
+    assert listings[1]["category_confidence"] == pytest.approx(listings[0]["category_confidence"], abs=0.05)
+
+
+def test_the_page_and_its_config_are_served(http):
     page = http.get("/ipl/")
     assert page.status_code == 200 and "runs/stream" in page.text
     config = http.get("/ipl/config").json()
-    assert config["assistant_id"] == "listing" and config["context"] == {"index_dir": sample_index}
-    assert config["limits"]["max_photos"] == 9
+    assert config["assistant_id"] == "listing" and config["context"] == {}  # a client sets no server knob
+    assert config["limits"]["max_photos"] == 9 and config["limits"]["max_hint_chars"] == 2000
 
 
 # In process: the same confirmation step with the graph compiled with its own checkpointer.
