@@ -1,5 +1,6 @@
 """The seller page in headless Chromium (Debian's, driven by Playwright): real photos in, the steps
-shown, the seller's check, the description streamed in, a screenshot in test-artifacts/."""
+shown, the seller's check, the description streamed in, a screenshot in test-artifacts/. The server
+has an access token, which the page takes from its link (/ipl/#token=...)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 ARTIFACTS = ROOT / "test-artifacts"
 PHOTOS = [QUERIES / "Bravo-Apple-Juice_001.jpg", SAMPLE / "images" / "Bravo-Apple-Juice_Iconic.jpg"]
+TOKEN = "ipl-page-token-51c2"
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (.ci/run installs it)")
 
@@ -23,7 +25,7 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's ch
 @pytest.fixture(scope="module")
 def server(sample_index, tmp_path_factory) -> Iterator[str]:
     with open(tmp_path_factory.mktemp("page") / "server.log", "w") as log, \
-            running(sample_index, config=str(ROOT / "langgraph.json"), log=log) as url:
+            running(sample_index, config=str(ROOT / "langgraph.json"), log=log, token=TOKEN) as url:
         yield url
 
 
@@ -41,8 +43,9 @@ def browser() -> Iterator:
 def page(browser, server):
     page = browser.new_page(viewport={"width": 1100, "height": 900})
     page.set_default_timeout(90_000)
-    page.goto(f"{server}/ipl/")
-    page.wait_for_selector("#step-check_safety")  # the page has its config
+    page.goto(f"{server}/ipl/#token={TOKEN}")
+    page.wait_for_selector("#step-check_safety")  # the page has its config: the token was taken
+    assert "token" not in page.url  # and taken off the address bar
     yield page
     page.close()
 
@@ -88,3 +91,21 @@ def test_a_file_that_is_not_an_image_is_refused_on_the_page(page):
     page.click("#start")
     page.wait_for_selector("#error:visible")
     assert "422: notes.jpg: not a readable image" in page.inner_text("#error")
+
+
+def test_a_hint_over_the_limit_is_refused_on_the_page(page):
+    assert page.get_attribute("#hint", "maxlength") == "2000"
+    page.set_input_files("#photos", [str(PHOTOS[0])])
+    page.evaluate("() => { document.getElementById('hint').value = 'x'.repeat(2500); }")  # pasted past maxlength
+    page.click("#start")
+    page.wait_for_selector("#error:visible")
+    assert "2500 characters; keep it to 2000" in page.inner_text("#error")
+    assert page.locator("#step-check_safety.done").count() == 0  # nothing was sent
+
+
+def test_without_the_token_the_page_says_how_to_open_it(browser, server):
+    page = browser.new_page()
+    page.goto(f"{server}/ipl/")
+    page.wait_for_selector("#error:visible")
+    assert "401" in page.inner_text("#error") and "/ipl/#token=" in page.inner_text("#error")
+    page.close()
