@@ -27,7 +27,7 @@ from ipl_graph.errors import PhotoError
 from ipl_graph.policies import Limits
 from ipl_graph.schemas import Photo
 
-EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp", "HEIF": ".heic"}
+EXTENSIONS = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp"}  # every reader's
 READABLE = "JPEG, PNG, WebP, HEIC, GIF or BMP"
 NOT_SERVED = "not an uploaded photo: upload it (POST /ipl/photos) or send it as a data URL"
 WHITE = (255, 255, 255)
@@ -74,7 +74,9 @@ def store_bytes(data: bytes, limits: Limits, label: str = "upload", folder: Path
         with os.fdopen(fd, "wb") as f:
             f.write(data)
         fmt = _check(tmp, limits, label)[2]
-        final = folder / f"{digest}{EXTENSIONS.get(fmt, '.img')}"
+        final = folder / f"{digest}{EXTENSIONS.get(fmt, '.jpg')}"
+        if fmt not in EXTENSIONS:  # HEIC: OpenCV (NudeNet reads paths with it) cannot; keep a JPEG
+            _to_jpeg(tmp, tmp)
         tmp.replace(final)
     finally:
         tmp.unlink(missing_ok=True)
@@ -98,6 +100,12 @@ def prune(folder: Path, bound: int, keep: Path) -> None:
         if path != keep:
             path.unlink(missing_ok=True)
             total -= size
+
+
+def _to_jpeg(src: Path, dst: Path) -> None:
+    with Image.open(src) as img:
+        rgb = to_rgb(ImageOps.exif_transpose(img))
+    rgb.save(dst, "JPEG", quality=95)
 
 
 def _decode_data_url(ref: str, limits: Limits) -> Path:
@@ -189,7 +197,9 @@ def resolve(ref: str, limits: Limits, *, allow_urls: bool = False) -> Photo:
         raise PhotoError(f"{ref[:80]}: web addresses are not fetched; download the photo and give its file")
     else:
         path, label = _local(ref), ref
-    width, height, _ = _check(path, limits, label)
+    width, height, fmt = _check(path, limits, label)
+    if fmt not in EXTENSIONS:  # a HEIC file: the store keeps a copy every reader can open
+        path = store_bytes(path.read_bytes(), limits, label)
     digest = _sha256(str(path.resolve()), path.stat().st_mtime_ns)
     return Photo(path=str(path.resolve()), sha256=digest, width=width, height=height)
 
