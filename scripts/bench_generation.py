@@ -95,6 +95,7 @@ def main() -> None:
         bench("openai-stub", chat, with_photo, words, args.runs, max_tokens=args.max_new_tokens)
 
     moderation(load_policy(), state, args.runs)
+    hints(load_policy(), state, args.runs)
 
 
 def moderation(policy, state, runs: int) -> None:
@@ -126,6 +127,33 @@ def moderation(policy, state, runs: int) -> None:
             streamed.append(time.perf_counter() - t)
     print(f"whole text (moderate_stream node): {statistics.median(whole) * 1000:.1f} ms per listing")
     print(f"in-stream checks (generate node):  {statistics.median(streamed) * 1000:.1f} ms per listing")
+
+
+def hints(policy, state, runs: int) -> None:
+    """The trust boundary's cost on a seller's hint of 1 KB, 10 KB and the policy's maximum: screening
+    it at intake (every rule, four views) and the whole-text check of a description that quotes it
+    (Guard + grounding, whose quantity lookup was quadratic). Every check is linear in the text."""
+    from dataclasses import replace
+
+    from ipl_tools.moderation import Grounding, first_violation
+    from ipl_tools.trust import screen
+
+    unit = "Barely used, 2 x 500 ml bottles, size M, w e c h a t: abc123 no, pick up only. 九成新，自提。 "
+    print("\nhint screening and whole-text checks (median of runs)")
+    most = policy.limits.max_hint_chars
+    for label, size in (("1 KB", 1000), ("10 KB", 10000), (f"max {most}", most)):
+        hint = (unit * (size // len(unit) + 1))[:size]
+        grounding = Grounding.of(replace(state, hint=hint), policy)
+        took, whole = [], []
+        for _ in range(runs):
+            t = time.perf_counter()
+            screen(hint, policy)
+            took.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            first_violation(hint.replace("w e c h a t: abc123 no", "no"), policy, grounding)
+            whole.append(time.perf_counter() - t)
+        print(f"{label:>10} hint: screen {statistics.median(took) * 1000:7.1f} ms,"
+              f" whole-text check {statistics.median(whole) * 1000:7.1f} ms")
 
 
 if __name__ == "__main__":
