@@ -56,18 +56,19 @@ SEGMENT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 
 def read_listings(path: str | Path, problems: list[str] | None = None) -> Iterator[dict[str, Any]]:
     """Rows of a listings JSONL file, with image paths made absolute (relative to the file). A line
-    that holds no listing, or repeats an earlier line's id, is skipped and told as 'FILE:LINE: why'
-    to `problems` (logged when there is none); the good rows are kept."""
+    that holds no listing, or repeats the id of an earlier line of its role, is skipped and told as
+    'FILE:LINE: why' to `problems` (logged when there is none); the good rows are kept. (A dataset may
+    number its query rows like its catalog rows.)"""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such listings file")
-    seen: dict[str, int] = {}
+    seen: dict[tuple[str, str], int] = {}  # (role, id): line
     with path.open("rb") as f:
         for line_no, raw in enumerate(f, 1):
             row, why = _parse_row(raw, "utf-8-sig" if line_no == 1 else "utf-8")
             if row is None and why is None:
                 continue
-            if row is not None and (first := seen.get(str(row["id"]))) is not None:
+            if row is not None and (first := seen.get(_key(row))) is not None:
                 why = f"id {row['id']!r} already on line {first}"
                 row = None
             if row is None:
@@ -77,9 +78,13 @@ def read_listings(path: str | Path, problems: list[str] | None = None) -> Iterat
                 else:
                     problems.append(skipped)
                 continue
-            seen[str(row["id"])] = line_no
+            seen[_key(row)] = line_no
             row["images"] = [str((path.parent / p).resolve()) for p in row.get("images") or []]
             yield row
+
+
+def _key(row: dict[str, Any]) -> tuple[str, str]:
+    return str(row.get("role") or "catalog"), str(row["id"])
 
 
 def _parse_row(raw: bytes, encoding: str) -> tuple[dict[str, Any] | None, str | None]:
