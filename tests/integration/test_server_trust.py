@@ -253,6 +253,18 @@ def test_a_photo_in_the_operators_folder_is_listed(http, photos_dir):
     assert listing.status_code == 200 and listing.json()["category"] == "Banana"
 
 
+def test_an_iphone_heic_photo_is_listed(http):
+    from pillow_heif import register_heif_opener
+
+    register_heif_opener()
+    heic = io.BytesIO()
+    Image.open(QUERIES / "Arla-Standard-Milk_001.jpg").save(heic, format="HEIF", quality=90)
+    stored = upload(http, heic.getvalue())
+    assert stored.status_code == 201, stored.text  # the old server: "not a readable image"
+    listing = http.post("/runs/wait", json=run([stored.json()["photo"]])).json()
+    assert listing["category"] == "Milk" and listing["attributes"].get("Brand") == "Arla"
+
+
 def test_the_state_of_a_run_holds_only_store_paths_and_no_server_file(http):
     stored = upload(http, BANANA.read_bytes()).json()["photo"]
     inline = "data:image/jpeg;base64," + base64.b64encode((QUERIES / "Bravo-Apple-Juice_001.jpg").read_bytes()).decode()

@@ -143,3 +143,13 @@ def test_the_store_keeps_under_its_bound_dropping_the_oldest(tmp_path):
     left = sorted(store.iterdir())
     assert sum(p.stat().st_size for p in left) <= bound
     assert stored[-1] in left and stored[0] not in left  # the newest stays, the oldest went
+
+
+def test_ipl_list_of_a_tiny_photo_is_one_line_and_exit_2(tmp_path, capsys):
+    from ipl_graph.cli import main
+
+    path = tmp_path / "tiny.png"
+    original().resize((1, 1)).save(path)
+    assert main(["list", str(path), "--index", str(tmp_path / "index")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ipl: error: ") and "1x1 pixels is too small" in err and "\n" not in err
