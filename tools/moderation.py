@@ -257,7 +257,7 @@ def screened_fields(state: State, policy: Policy) -> tuple[dict[str, Any], list[
     trusted = [r for r in state.trusted if not _stopped(reasons, "reference", trust.row_problem(r, policy))]
     references = [r for r in state.references if any(t.get("id") == r.get("id") for t in trusted)]
     evidence_text = "\n".join(str(v) for r in trusted for v in (r.get("title"), r.get("description")) if v)
-    category = state.category
+    category = trust.clean(state.category) if state.category else None
     if category and _stopped(reasons, "category", trust.problem(" / ".join([category, *state.category_path]), policy)):
         category = None
     attributes, evidence = {}, {}
@@ -265,14 +265,24 @@ def screened_fields(state: State, policy: Policy) -> tuple[dict[str, Any], list[
         if not _stopped(reasons, f"attribute {name}", trust.problem(f"{name}: {value}", policy, evidence_text)):
             attributes[name], evidence[name] = trust.clean(value), state.evidence.get(name, "")
     fields: dict[str, Any] = {"trusted": trusted, "references": references, "attributes": attributes,
-                              "evidence": evidence}
-    if category != state.category:
+                              "evidence": evidence, "price": _screened_price(state.price, policy)}
+    if category is None and state.category:
         fields |= {"category": None, "category_confidence": 0.0, "category_path": []}
+    elif category:
+        fields |= {"category": category, "category_path": [trust.clean(p) for p in state.category_path]}
     title = trust.clean(state.title)
     if _stopped(reasons, "title", trust.problem(title, policy, evidence_text)):
         title = compose_title(facts_of(replace(state, **fields), policy))
         title = "" if trust.problem(title, policy, evidence_text) else title
     return fields | {"title": title}, reasons
+
+
+def _screened_price(price: dict[str, Any] | None, policy: Policy) -> dict[str, Any] | None:
+    """The price suggestion without basis ids a rule stops (an index built before quarantine)."""
+    if not price:
+        return price
+    basis = [i for i in price.get("basis") or [] if not trust.problem(str(i), policy, phones=False)]
+    return {**price, "basis": basis} if basis else None
 
 
 def _stopped(reasons: list[str], what: str, reason: str | None) -> bool:
