@@ -311,7 +311,5 @@ def row_problem(row: dict[str, Any], policy: Policy) -> str | None:
     attributes = row.get("attributes") or {}
     if isinstance(attributes, dict):
         texts += [f"{k}: {v}" for k, v in attributes.items()]
-    for value in texts:
-        if isinstance(value, str) and (reason := problem(value, policy, evidence=value)):
-            return reason
-    return None
+    text = "\n".join(v for v in texts if isinstance(v, str))  # one pass: a newline ends every run and phrase
+    return problem(text, policy, evidence=text)

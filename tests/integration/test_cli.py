@@ -14,7 +14,7 @@ from PIL import Image
 from helpers import QUERIES, SAMPLE
 
 IPL = [sys.executable, "-m", "ipl_graph.cli"]
-KEYS = {"category", "category_confidence", "attributes", "evidence", "title", "description", "references",
+KEYS = {"category", "category_confidence", "screened", "attributes", "evidence", "title", "description", "references",
         "degraded", "safety", "price"}
 
 

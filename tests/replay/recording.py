@@ -76,7 +76,7 @@ def build_sample_index(directory: str) -> str:
 
     catalog = Catalog(directory, create=True)
     catalog.add_listings(read_listings(ROOT / "samples" / "grocery" / "listings.jsonl"),
-                         plugins.get("embedder", "efficientnet-lite0").embed, load_policy().limits)
+                         plugins.get("embedder", "efficientnet-lite0").embed, load_policy())
     return directory
 
 
