@@ -68,6 +68,24 @@ def _parser() -> argparse.ArgumentParser:
         " leave 10%% of the products out entirely; their queries give open_false_trust. Use its own --index.",
     )
     ev.add_argument("--seed", type=int, default=0, help="seed of the --longtail subsample (default: 0)")
+
+    sft = sub.add_parser("sft-data", help="build instruction data (three types + tasks) from listings, cleaned")
+    sft.add_argument("listings", nargs="+", metavar="LISTINGS.jsonl")
+    sft.add_argument("--out", required=True, help="folder for train.jsonl and report.json")
+    sft.add_argument("--index", help="catalog index: photo-text consistency and references (default: skip both)")
+    sft.add_argument("--policy", default="default", help="policy whose moderation rules and templates apply")
+    sft.add_argument("--per-category", type=int, default=1000, help="rows kept per category at most (default: 1000)")
+    sft.add_argument("--seed", type=int, default=0, help="seed of the sampling and the shuffle (default: 0)")
+
+    tune = sub.add_parser("tune", help="fine-tune a local Qwen2-VL class model on `ipl sft-data` output")
+    tune.add_argument("data", help="train.jsonl, or the folder `ipl sft-data --out` wrote")
+    tune.add_argument("--base", required=True, help="local model folder to start from")
+    tune.add_argument("--out", required=True, help="folder for the tuned model (adapters merged)")
+    tune.add_argument("--lora", action="store_true", help="train LoRA adapters (merged into the saved model)")
+    tune.add_argument("--epochs", type=float, default=3.0, help="epochs (default: 3, the seed's)")
+    tune.add_argument("--max-steps", type=int, default=-1, help="stop after N optimizer steps (default: the epochs)")
+    tune.add_argument("--lr", type=float, default=1e-5, help="peak learning rate (default: 1e-5, the seed's)")
+    tune.add_argument("--batch", type=int, help="global batch (default: 768, the seed's, less for small data)")
     return p
 
 
@@ -185,8 +203,33 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sft_data(args: argparse.Namespace) -> int:
+    from ipl_tools.tuning.cleaning import CleaningConfig
+    from ipl_tools.tuning.sft_data import build, summary
+
+    if args.per_category < 1:
+        raise UserError("--per-category must be at least 1")
+    report = build(args.listings, args.out, args.index, args.policy, CleaningConfig(per_category=args.per_category),
+                   args.seed)
+    print(summary(report), file=sys.stderr)
+    return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from ipl_tools.tuning.tune import TuneConfig, tune
+
+    if args.lr <= 0 or args.epochs <= 0 or (args.batch is not None and args.batch < 1):
+        raise UserError("--lr and --epochs must be positive, --batch at least 1")
+    config = TuneConfig(learning_rate=args.lr, epochs=args.epochs, max_steps=args.max_steps, global_batch=args.batch,
+                        lora=args.lora)
+    summary = tune(args.data, args.base, args.out, config)
+    print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
+    return 0
+
+
 COMMANDS = {
     "index": cmd_index, "list": cmd_list, "mine-templates": cmd_mine_templates, "serve": cmd_serve, "eval": cmd_eval,
+    "sft-data": cmd_sft_data, "tune": cmd_tune,
 }
 
 
