@@ -36,7 +36,7 @@ BANDS = ((1, 3), (4, 10), (11, 50), (51, None))
 LONGTAIL_SEED = 0
 LONGTAIL_OPEN = 0.1
 """Share of the catalog's products (spu groups, else categories) left out of a long-tail catalog entirely:
-their queries measure open-set false trust."""
+with the products the subsample drops, their queries measure open-set false trust."""
 SCORED_ATTRIBUTES = ("Brand", "Colour", "Gender", "Usage", "Pattern", "Sleeve Length", "Neck", "Fit", "Fabric")
 """EVAL.md's attributes; a pair counts only where the truth category's template also lists it."""
 ABLATION = {
@@ -332,33 +332,36 @@ def longtail(catalog_rows: list[dict[str, Any]], queries: list[dict[str, Any]], 
              open_share: float = LONGTAIL_OPEN) -> tuple[list[dict[str, Any]], list[dict[str, Any]], frozenset[str]]:
     """(catalog rows kept, queries, ids of the open-set queries): a long-tailed catalog from a full one.
 
-    Products are the catalog's spu groups where it has them, else its categories. A seeded shuffle
-    leaves `open_share` of them out entirely (their queries show photos of products the catalog has
-    never seen) and ranks the rest; the product at rank r keeps n1 / r**s of its photos, rounded (a seeded
-    choice), n1 being the largest product's count and s set so that the last rank keeps one: Zipf's law
-    from the head down to single photos. Queries of products the full catalog lacks are dropped."""
+    First a seeded `open_share` of the products (spu groups where the catalog has them, else
+    categories) is left out entirely. Then the categories, largest first, keep a Zipf share of their
+    photos: the one at rank r keeps n1 / r**s of them, rounded (a seeded choice), n1 being the largest
+    category's photos and s set so that the last rank keeps one. Open-set queries are those whose
+    product has no photo left in the catalog; queries of categories the full catalog lacks are dropped."""
     by = "spu" if 2 * sum(1 for r in catalog_rows if r.get("spu")) >= len(catalog_rows) else "category"
 
-    def group(row: dict[str, Any]) -> str:
+    def product(row: dict[str, Any]) -> str:
         return str(row.get(by) or row["id"])
 
+    rng = random.Random(seed)
+    products = sorted({product(r) for r in catalog_rows})
+    rng.shuffle(products)
+    left_out = set(products[: round(open_share * len(products))] if len(products) > 2 else [])
     rows_of: dict[str, list[int]] = defaultdict(list)
     for i, row in enumerate(catalog_rows):
-        rows_of[group(row)].append(i)
-    rng = random.Random(seed)
-    names = sorted(rows_of)
-    rng.shuffle(names)
-    n_open = max(1, round(open_share * len(names))) if len(names) > 2 else 0
-    left_out, ranked = set(names[:n_open]), names[n_open:]
-    head = max(len(rows_of[g]) for g in ranked)
+        if product(row) not in left_out:
+            rows_of[str(row.get("category") or product(row))].append(i)
+    ranked = sorted(rows_of, key=lambda c: (-len(rows_of[c]), rng.random()))
+    head = len(rows_of[ranked[0]])
     s = math.log(head) / math.log(len(ranked)) if len(ranked) > 1 else 1.0
     kept: list[int] = []
-    for rank, g in enumerate(ranked, 1):
-        kept += rng.sample(rows_of[g], min(len(rows_of[g]), max(1, round(head / rank**s))))
-    known = set(ranked)
-    queries = [q for q in queries if group(q) in known | left_out]
-    open_ids = frozenset(q["id"] for q in queries if group(q) in left_out)
-    return [catalog_rows[i] for i in sorted(kept)], queries, open_ids
+    for rank, c in enumerate(ranked, 1):
+        kept += rng.sample(rows_of[c], min(len(rows_of[c]), max(1, round(head / rank**s))))
+    rows = [catalog_rows[i] for i in sorted(kept)]
+    known = {str(r.get("category") or "") for r in catalog_rows}
+    present = {product(r) for r in rows}
+    queries = [q for q in queries if str(q.get("category") or "") in known]
+    open_ids = frozenset(q["id"] for q in queries if product(q) not in present)
+    return rows, queries, open_ids
 
 
 # --- the command -------------------------------------------------------------------------------
@@ -399,10 +402,8 @@ def evaluate(
     from ipl_graph.context import Context
     from ipl_graph.errors import UserError
     from ipl_graph.policies import load_policy
-    from ipl_tools.index import read_listings
-
-    catalog_rows = [r for r in read_listings(catalog_path) if r.get("role", "catalog") == "catalog"]
-    queries = [r for r in read_listings(queries_path or catalog_path) if r.get("role") == "query" and r["images"]]
+    catalog_rows = rows_of(catalog_path, "catalog")
+    queries = [r for r in rows_of(queries_path or catalog_path, "query") if r["images"]]
     if not catalog_rows or not queries:
         raise UserError("eval needs catalog rows (role: catalog) and query rows (role: query)")
     open_ids: frozenset[str] = frozenset()
@@ -429,6 +430,31 @@ def evaluate(
                 runs = run_all(queries, Context(index_dir=index, policy=path), name)
                 report["ablation"][name] = figures(queries, runs, load_policy(path), vocab, catalog_rows, open_ids)
     return report, report_details
+
+
+def rows_of(path: str, role: str) -> list[dict[str, Any]]:
+    """The rows of one role ('catalog': also rows with none), each id's first, with image paths made
+    absolute. Read apart from the other role's rows: a dataset may number its query rows like its
+    catalog rows, and `read_listings` keeps only an id's first row in a file."""
+    from ipl_graph.errors import UserError
+
+    source = Path(path)
+    if not source.is_file():
+        raise UserError(f"{path}: no such listings file")
+    rows: dict[str, dict[str, Any]] = {}
+    for line_no, line in enumerate(source.read_text(encoding="utf-8-sig").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            raise UserError(f"{path}:{line_no}: not a JSON object") from None
+        if not isinstance(row, dict) or "id" not in row or not isinstance(row.get("images") or [], list):
+            raise UserError(f"{path}:{line_no}: a listing needs an 'id' and a list of 'images'")
+        if row.get("role", "catalog") == role and str(row["id"]) not in rows:
+            row["images"] = [str((source.parent / p).resolve()) for p in row.get("images") or []]
+            rows[str(row["id"])] = row
+    return list(rows.values())
 
 
 def _check_disjoint(catalog_rows: list[dict[str, Any]], queries: list[dict[str, Any]]) -> None:

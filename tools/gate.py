@@ -1,8 +1,10 @@
 """gate_matches: the SPU gate. Only a top hit that is probably the identical product is trusted.
 
 The index calibrated, on held-out catalog photos, how likely the top hit is the identical product
-given its score and its lead over the next product (`learn.py`); the policy's `spu_gate` is the
-probability a hit needs. Other hits of the same product (`spu`) join it, up to `max_references`.
+given its score, its lead over the next product and how many catalog photos the product has, with
+every product counted alike and some held-out photos scored with their whole product hidden, as
+photos of products the catalog lacks (`learn.py`); the policy's `spu_gate` is the probability a hit
+needs. Other hits of the same product (`spu`) join it, up to `max_references`.
 A catalog without spu groups cannot say what is identical, so nothing passes there.
 """
 
@@ -16,6 +18,7 @@ from ipl_graph.context import Context
 from ipl_graph.policies import load_policy
 from ipl_graph.schemas import Neighbour
 from ipl_graph.state import State
+from ipl_tools.learn import IndexModel
 from ipl_tools.search import searcher_for
 
 
@@ -27,10 +30,20 @@ def trusted_of(neighbours: list[Neighbour], probability: float, gate: float, max
     return [top, *same][:max_references]
 
 
+def identity(model: IndexModel, neighbours: list[Neighbour]) -> float:
+    """P(the top hit is the identical product), from its score, its lead over the next product and the
+    catalog photos of the product."""
+    if not neighbours:
+        return 0.0
+    top = neighbours[0]
+    runner_up = max((n.similarity for n in neighbours[1:]), default=0.0)
+    return model.identity_probability(top.similarity, top.similarity - runner_up, top.spu or top.id)
+
+
 def gate_matches(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     thresholds = load_policy(runtime.context.policy).thresholds
     neighbours = [Neighbour.model_validate(n) for n in state.neighbours]
-    probability = searcher_for(runtime).identity(neighbours)
+    probability = identity(searcher_for(runtime).model, neighbours)
     trusted = trusted_of(neighbours, probability, thresholds.spu_gate, thresholds.max_references)
     return {
         "trusted": [n.model_dump() for n in trusted],
