@@ -113,6 +113,10 @@ def cmd_index(args: argparse.Namespace) -> int:
         f" {catalog.count()} images in {args.index}" + ("; learned model fitted" if report.fitted else ""),
         file=sys.stderr,
     )
+    if catalog.count():
+        from ipl_tools.health import health_lines
+
+        print("\n".join(health_lines(catalog.model())), file=sys.stderr)
     return 0
 
 
