@@ -256,10 +256,25 @@ def check_state_update(payload: Any) -> dict[str, Any]:
     if payload.get("as_node") not in (None, "truncate"):
         raise Refused(422, "as_node: only the finished listing (truncate) is edited")
     try:
-        ListingEdit.model_validate(payload.get("values"))
+        edit = ListingEdit.model_validate(payload.get("values"))
     except ValidationError as exc:
         raise Refused(422, one_line(exc, "values")) from None
+    if reason := edit_problem(edit):
+        raise Refused(422, reason)
     return payload
+
+
+def edit_problem(edit: ListingEdit) -> str | None:
+    """Why the seller's saved text may not be published (the trust boundary's rules), or None."""
+    from ipl_tools import trust
+
+    policy = load_policy(server_context()["policy"])
+    texts = {"values.title": edit.title or "", "values.description": edit.description or ""}
+    texts |= {f"values.attributes.{k}": f"{k}: {v}" for k, v in (edit.attributes or {}).items()}
+    for where, text in texts.items():
+        if reason := trust.problem(text, policy):
+            return f"{where}: {reason}; remove it to save the listing"
+    return None
 
 
 def check_request(method: str, path: str, payload: Any) -> Any:

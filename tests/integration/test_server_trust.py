@@ -330,6 +330,12 @@ def test_resume_edits_are_bounded_strings(http, resume, message):
     ({"values": {"photos": ["/etc/passwd"]}}, "values.photos: Extra inputs are not permitted"),
     ({"values": {"images": [{"path": "/etc/passwd", "sha256": "0"}]}, "as_node": "check_safety"}, "as_node"),
     ({"values": {"title": "x" * 20_000}, "as_node": "truncate"}, "values.title"),
+    ({"values": {"description": "Like new. W e C h a t: seller_88"}, "as_node": "truncate"},
+     "values.description: contact details (messenger id)"),
+    ({"values": {"attributes": {"Brand": "Arla ｔ.ｍｅ/milk_seller"}}, "as_node": "truncate"},
+     "values.attributes.Brand: contact details (link)"),
+    ({"values": {"title": "Milk, call one three eight zero zero one three eight zero zero"}, "as_node": "truncate"},
+     "values.title: contact details (phone number)"),
 ])
 def test_thread_state_takes_only_the_sellers_edits(http, payload, message):
     response = http.post(f"/threads/{THREAD}/state", json=payload)
