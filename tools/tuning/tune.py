@@ -189,6 +189,7 @@ def tune(data: str, base: str, out: str, config: TuneConfig | None = None) -> di
     metrics = trainer.train().metrics
     seconds = time.perf_counter() - started
     trained: Any = trainer.model
+    trainable = sum(int(p.numel()) for p in trained.parameters() if p.requires_grad)
     tuned = trained.merge_and_unload() if config.lora else trained
     save(tuned, base, out)
     trainer.state.save_to_json(str(Path(out) / STATE_FILE))
@@ -198,7 +199,7 @@ def tune(data: str, base: str, out: str, config: TuneConfig | None = None) -> di
         "data": data, "base": base, "out": out, "records": len(records), "steps": trainer.state.global_step,
         "global_batch": global_batch, "per_device_batch": micro, "accumulation": accumulation, "devices": world,
         "device": "cuda" if cuda else "cpu", "dtype": "bf16" if cuda else "fp32", "frozen_vision_params": frozen,
-        "trainable_params": sum(int(p.numel()) for p in trained.parameters() if p.requires_grad),
+        "trainable_params": trainable,
         "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
         "seconds": round(seconds, 1), "samples_per_s": round(float(metrics.get("train_samples_per_second", 0.0)), 2),
         "config": asdict(replace(config, quiet=False)),
