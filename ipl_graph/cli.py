@@ -170,11 +170,11 @@ def _summary(listing: dict[str, Any]) -> str:
 def cmd_mine_templates(args: argparse.Namespace) -> int:
     import yaml
 
-    from ipl_graph.mining import mine_templates
+    from ipl_graph.mining import mine_templates, mine_titles, mine_voice
     from ipl_tools.index import read_listings
 
     rows = [r for path in args.listings for r in read_listings(path) if r.get("role", "catalog") == "catalog"]
-    mined = mine_templates(rows, args.min_fill)
+    mined = mine_templates(rows, args.min_fill) | {"titles": mine_titles(rows), "voice": {"zh": mine_voice(rows, "zh")}}
     text = "# Mined by `ipl mine-templates` from catalog rows; edit freely.\n" + yaml.safe_dump(
         mined, allow_unicode=True, sort_keys=False
     )

@@ -1,8 +1,8 @@
 """The photo-to-listing graph: wiring and routers only. Nodes live in `tools/`.
 
 check_safety -> categorize -> search_similar -> gate_matches -> extract_attributes -> fetch_template
--> generate -> moderate_stream -> truncate. An unsafe photo ends the run with guidance; a category
-that is not confident gets the generic template (fetch_template); no hit through the gate means
+-> generate -> moderate_stream -> truncate -> score_quality. An unsafe photo ends the run with
+guidance; a category that is not confident gets the generic template (fetch_template); no hit through the gate means
 image-only generation (generate picks the instruction); a failed or slow generator leaves a manual
 draft (generate). Gate or no gate, attribute extraction runs: OCR and pixels are evidence too.
 With the Context's `confirm`, confirm_attributes interrupts after extract_attributes so the seller
@@ -25,6 +25,7 @@ from ipl_tools.confirm import confirm_attributes
 from ipl_tools.gate import gate_matches
 from ipl_tools.generate import generate
 from ipl_tools.moderation import moderate_stream
+from ipl_tools.quality import score_quality
 from ipl_tools.safety import check_safety
 from ipl_tools.search import search_similar
 from ipl_tools.template import fetch_template
@@ -60,6 +61,7 @@ builder.add_node(fetch_template)
 builder.add_node(generate, retry_policy=RetryPolicy(max_attempts=2, retry_on=ConnectionError))
 builder.add_node(moderate_stream)
 builder.add_node(truncate)
+builder.add_node(score_quality)
 
 builder.add_edge(START, "check_safety")
 builder.add_conditional_edges("check_safety", route_after_check_safety)
@@ -71,7 +73,8 @@ builder.add_conditional_edges("confirm_attributes", route_after_confirm_attribut
 builder.add_edge("fetch_template", "generate")
 builder.add_edge("generate", "moderate_stream")
 builder.add_edge("moderate_stream", "truncate")
-builder.add_edge("truncate", END)
+builder.add_edge("truncate", "score_quality")
+builder.add_edge("score_quality", END)
 
 graph = builder.compile()
 graph.name = "listing"

@@ -82,6 +82,11 @@ class Templates(BaseModel):
 
     generic: list[str] = Field(default_factory=list)
     categories: dict[str, list[str]] = Field(default_factory=dict)
+    titles: dict[str, list[str]] = Field(
+        default_factory=dict, description="per category (and '*'), the order its catalog titles state attributes in;"
+                                          " '{category}' is the name of the thing")
+    voice: dict[str, dict[str, list[str]]] = Field(
+        default_factory=dict, description="per language: openings, conditions, closings mined from real listings")
 
     def for_category(self, category: str | None) -> tuple[list[str], bool]:
         """The category's attributes in order, and whether the generic template stood in."""
@@ -91,6 +96,33 @@ class Templates(BaseModel):
                     return attrs, False
         return self.generic, True
 
+    def title_order(self, category: str | None) -> list[str]:
+        """How the catalog's own titles of this category are built: attribute names and '{category}'."""
+        by_name = {name.casefold(): order for name, order in self.titles.items()}
+        return by_name.get((category or "").casefold()) or self.titles.get("*") or ["Brand", "Colour", "{category}"]
+
+
+class WritingPolicy(BaseModel):
+    """How the default writer plans a description: the parts of a seller's hint, what kind of thing a
+    category path names, and the order of sentences for each kind."""
+
+    hint_parts: dict[str, list[str]] = Field(
+        default_factory=dict, description="part of a hint -> cue patterns (regex, case folded; a space: separators)")
+    kinds: dict[str, list[str]] = Field(default_factory=dict, description="kind -> category path words naming it")
+    plans: dict[str, list[str]] = Field(default_factory=dict, description="kind -> sentences in order ('default')")
+    shared_word_min: float = Field(
+        default=0.6, ge=0, le=1, description="share of the top catalog hits a word needs to name an unsure item")
+
+
+class QualityPolicy(BaseModel):
+    """The listing quality score: a weighted mean of features in [0, 1], shown as 0-100, and the tip
+    each feature gives a seller when it scores low."""
+
+    weights: dict[str, float] = Field(default_factory=dict, description="feature -> weight (0 switches it off)")
+    tips: dict[str, dict[str, str]] = Field(default_factory=dict, description="feature -> {lang: tip}")
+    tip_below: float = Field(default=0.6, ge=0, le=1, description="a feature below this earns its tip")
+    max_tips: int = Field(default=3, ge=0)
+
 
 class Policy(BaseModel):
     thresholds: Thresholds
@@ -99,6 +131,8 @@ class Policy(BaseModel):
     moderation: ModerationPolicy
     disclosure: Disclosure = Field(default_factory=Disclosure)
     generation: GenerationPolicy = Field(default_factory=GenerationPolicy)
+    writing: WritingPolicy = Field(default_factory=WritingPolicy)
+    quality: QualityPolicy = Field(default_factory=lambda: QualityPolicy())
     templates: Templates
 
 

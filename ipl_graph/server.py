@@ -45,6 +45,8 @@ from ipl_graph.policies import Limits, load_policy
 from ipl_graph.serve import CONTEXT_ENV, PHOTOS_DIR_ENV, STORE_ENV
 
 GRAPH = "listing"
+LAST_NODE = "score_quality"
+"""The graph's last node: the seller's saved edits are written as its output."""
 SAFE_CONTEXT = {"confirm"}  # all a client may choose of the Context
 RUN_KEYS = {  # what a run request may carry besides input, command, context and config
     "assistant_id", "metadata", "stream_mode", "stream_subgraphs", "stream_resumable", "on_disconnect",
@@ -253,8 +255,8 @@ def check_state_update(payload: Any) -> dict[str, Any]:
     """A thread state write: only the seller's edits of a finished listing's text and details."""
     if not isinstance(payload, dict) or set(payload) - {"values", "as_node", "checkpoint", "checkpoint_id"}:
         raise Refused(422, "request body: {values, as_node} with the listing's title, description, attributes")
-    if payload.get("as_node") not in (None, "truncate"):
-        raise Refused(422, "as_node: only the finished listing (truncate) is edited")
+    if payload.get("as_node") not in (None, LAST_NODE):
+        raise Refused(422, f"as_node: only the finished listing ({LAST_NODE}) is edited")
     try:
         edit = ListingEdit.model_validate(payload.get("values"))
     except ValidationError as exc:

@@ -36,6 +36,8 @@ class OutputState:
     safety: dict[str, Any] | None = None
     price: dict | None = None
     """Suggested price range {low, high, currency, kind, basis: [catalog ids]}, or None without a basis."""
+    quality: dict[str, Any] | None = None
+    """The listing quality score: {score (0-100), features ({name: 0-1}), tips (what would raise it)}."""
     screened: list[str] = field(default_factory=list)
     """What outside text (hint, OCR, references, edits) or generated value was left out, and why."""
 

@@ -13,6 +13,7 @@ import contextvars
 import io
 import json
 import queue
+import re
 import threading
 import time
 from typing import Any
@@ -27,6 +28,7 @@ from ipl_graph.policies import Policy, load_policy
 from ipl_graph.prompts import render
 from ipl_graph.state import State
 from ipl_tools.grounding import Grounding
+from ipl_tools.hint import kind_of, read_hint, shared_word
 from ipl_tools.moderation import StreamModerator, prewarm
 from ipl_tools.template_writer import compose_title, write
 
@@ -34,16 +36,61 @@ LANGUAGES = {"en": "English", "zh": "Simplified Chinese"}
 
 
 def facts_of(state: State, policy: Policy | None = None) -> dict[str, Any]:
-    """Everything the description may state, and nothing else."""
+    """Everything the description and title may state, and nothing else: the thing and its
+    evidenced attributes, the trusted reference's own words, the seller's hint read into its parts,
+    and how this kind of listing is written (sentence plan, title order, the language's voice)."""
+    policy = policy or load_policy()
     product = state.trusted[0]["title"] if state.trusted else None
-    return {
+    kind = kind_of([*(state.category_path or []), state.category or ""], policy.writing)
+    facts: dict[str, Any] = {
         "lang": state.lang,
         "mode": mode_of(state),
         "category": named_category(state, policy),
+        "thing": thing_word(state, policy),
         "product": product,
         "attributes": [[n, v] for n, v in state.attributes.items()],
         "seller_note": state.hint.strip(),
+        "note": read_hint(state.hint, policy.writing, voice(policy, state).get("condition", [])),
+        "kind": kind,
+        "plan": policy.writing.plans.get(kind) or policy.writing.plans.get("default") or None,
+        "title_order": policy.templates.title_order(state.category),
+        "reference": reference_sentence(state),
     }
+    if state.lang == "zh":
+        facts["voice"] = voice(policy, state)
+        facts["local"] = {v: words[-1] for v in state.attributes.values()
+                          for name, words in policy.moderation.colours.items() if name == v and words}
+    return facts
+
+
+def thing_word(state: State, policy: Policy) -> str | None:
+    """The word for the thing: the category the text may name, else the word the top catalog hits
+    share (their categories, then their names), never a brand; None when nothing offers one."""
+    named = named_category(state, policy)
+    if named:
+        return named
+    top = state.neighbours[:5]
+    least = policy.writing.shared_word_min
+    brands = [b for n in top if (b := (n.get("attributes") or {}).get("Brand"))]
+    unnamed = [c for c in policy.generation.unnamed_categories]
+    return (shared_word([n.get("category") or "" for n in top], least, unnamed)
+            or shared_word([n.get("title") or "" for n in top], least, [*brands, *unnamed]))
+
+
+def reference_sentence(state: State) -> str | None:
+    """The trusted reference's own first sentence about the product, in its words (moderation then
+    checks it against the evidence like any other)."""
+    for ref in state.trusted[:1]:
+        first = re.split(r"(?<=[.!?。！？])\s*", (ref.get("description") or "").strip())[0]
+        if 20 <= len(first) <= 200:
+            return first
+    return None
+
+
+def voice(policy: Policy, state: State) -> dict[str, list[str]]:
+    """The language's voice mined from real listings (`ipl mine-templates`, `voice:` in templates)."""
+    mined = policy.templates.voice.get(state.lang) or {}
+    return {key: phrases for key, phrases in mined.items() if phrases}
 
 
 def named_category(state: State, policy: Policy | None = None) -> str | None:

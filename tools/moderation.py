@@ -304,7 +304,7 @@ def moderated_description(state: State, policy: Policy, grounding: Grounding) ->
     head = _safe_head(text, policy, grounding)
     if head:
         return head, reason
-    draft = write({**facts_of(state, policy), "seller_note": ""})  # without the note that may hold it
+    draft = write({**facts_of(state, policy), "seller_note": "", "note": {}})  # without the note that may hold it
     if _first_reason(draft, policy, grounding) is None:
         return draft, reason
     return _safe_head(draft, policy, grounding), reason

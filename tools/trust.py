@@ -49,9 +49,9 @@ AT = r"(?:@|\(at\)|\[at\]|\{at\}| at )"
 
 
 def clean(text: str) -> str:
-    """`text` as a listing may hold it: ANSI escapes, control, zero-width and bidi characters removed,
-    NFKC-normalised (full-width letters and digits folded), runs of blanks kept as they are."""
-    text = unicodedata.normalize("NFKC", ANSI.sub("", text))
+    """`text` as a listing may hold it: ANSI escapes, control, zero-width and bidi characters removed.
+    Full-width punctuation stays (Chinese text needs it); the rules read the NFKC form (`views`)."""
+    text = ANSI.sub("", text)
     return "".join(c for c in text if c in KEEP or unicodedata.category(c) not in {"Cc", "Cf", "Cs", "Co", "Cn"})
 
 
@@ -69,7 +69,7 @@ class Views:
 
 
 def _plain(text: str) -> str:
-    return clean(text).casefold().translate(LOOKALIKES)
+    return unicodedata.normalize("NFKC", clean(text)).casefold().translate(LOOKALIKES)
 
 
 def views(text: str, policy: ModerationPolicy) -> Views:

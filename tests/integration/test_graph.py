@@ -42,7 +42,7 @@ def nodes_run(inputs: dict, ctx: Context) -> tuple[list[str], dict]:
 def test_happy_path_runs_all_nine_nodes(ctx):
     order, listing = nodes_run({"photos": [BANANA], "hint": "bought yesterday"}, ctx)
     assert order == ["check_safety", "categorize", "search_similar", "gate_matches", "extract_attributes",
-                     "fetch_template", "generate", "moderate_stream", "truncate"]
+                     "fetch_template", "generate", "moderate_stream", "truncate", "score_quality"]
     assert listing["category"] == "Banana" and listing["degraded"] is None
     assert "bought yesterday" in listing["description"]
     assert listing["title"]

@@ -4,6 +4,7 @@ has an access token, which the page takes from its link (/ipl/#token=...)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,8 +69,10 @@ def test_seller_lists_an_item_from_real_photos(page, server):
         onEvent = (event, data) => { if (event === 'messages') tokens++; shown(event, data); }; }""")
     page.click("#confirm-details")
 
-    page.wait_for_selector("#step-truncate.done")
+    page.wait_for_selector("#step-score_quality.done")
     description = page.input_value("#description")
+    assert re.fullmatch(r"Listing quality: \d+ / 100", page.inner_text("#quality-score"))
+    assert page.locator("#quality-tips li").count() >= 1
     assert "1 L" in description and "unopened" in description
     assert page.evaluate("tokens") > 5  # the description streamed in, token by token
     assert page.input_value("#title")

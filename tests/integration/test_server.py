@@ -32,7 +32,7 @@ JUICE_AGAIN = SAMPLE / "images" / "Bravo-Apple-Juice_Iconic.jpg"
 PAIR = [str(JUICE), str(JUICE_AGAIN)]  # two photos of one juice carton
 BANANA = QUERIES / "Banana_001.jpg"
 NODES = ["check_safety", "categorize", "search_similar", "gate_matches", "extract_attributes", "fetch_template",
-         "generate", "moderate_stream", "truncate"]
+         "generate", "moderate_stream", "truncate", "score_quality"]
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +131,7 @@ def test_the_seller_confirms_and_edits_before_the_description_is_written(sdk):
     edits = {"category": "Juice", "attributes": {"Brand": "Bravo", "Volume": "1 L"}}
     resumed = sdk.runs.stream(thread, "listing", command={"resume": edits}, context=context, stream_mode="updates")
     nodes = [next(iter(p.data)) for p in resumed if p.event == "updates"]
-    assert nodes == ["confirm_attributes", "fetch_template", "generate", "moderate_stream", "truncate"]
+    assert nodes == ["confirm_attributes", "fetch_template", "generate", "moderate_stream", "truncate", "score_quality"]
     listing = sdk.threads.get_state(thread)["values"]
     assert listing["attributes"]["Volume"] == "1 L" and listing["evidence"]["Volume"] == "seller"
     assert listing["evidence"]["Brand"] != "seller"  # unchanged values keep their evidence

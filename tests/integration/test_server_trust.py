@@ -329,12 +329,12 @@ def test_resume_edits_are_bounded_strings(http, resume, message):
 @pytest.mark.parametrize("payload, message", [
     ({"values": {"photos": ["/etc/passwd"]}}, "values.photos: Extra inputs are not permitted"),
     ({"values": {"images": [{"path": "/etc/passwd", "sha256": "0"}]}, "as_node": "check_safety"}, "as_node"),
-    ({"values": {"title": "x" * 20_000}, "as_node": "truncate"}, "values.title"),
-    ({"values": {"description": "Like new. W e C h a t: seller_88"}, "as_node": "truncate"},
+    ({"values": {"title": "x" * 20_000}, "as_node": "score_quality"}, "values.title"),
+    ({"values": {"description": "Like new. W e C h a t: seller_88"}, "as_node": "score_quality"},
      "values.description: contact details (messenger id)"),
-    ({"values": {"attributes": {"Brand": "Arla ｔ.ｍｅ/milk_seller"}}, "as_node": "truncate"},
+    ({"values": {"attributes": {"Brand": "Arla ｔ.ｍｅ/milk_seller"}}, "as_node": "score_quality"},
      "values.attributes.Brand: contact details (link)"),
-    ({"values": {"title": "Milk, call one three eight zero zero one three eight zero zero"}, "as_node": "truncate"},
+    ({"values": {"title": "Milk, call one three eight zero zero one three eight zero zero"}, "as_node": "score_quality"},
      "values.title: contact details (phone number)"),
 ])
 def test_thread_state_takes_only_the_sellers_edits(http, payload, message):

@@ -40,7 +40,7 @@ def test_writer_phrasing_varies_across_listings_but_is_stable():
 
 def test_writer_chinese():
     text = write({**FACTS, "lang": "zh"})
-    assert "品牌Nike" in text and "成色：worn twice" in text
+    assert text.startswith(("出Nike", "转让Nike", "闲置Nike")) and "适用Men" in text and "成色：worn twice" in text
 
 
 def test_template_model_streams_tokens_that_add_up():
