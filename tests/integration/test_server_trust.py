@@ -334,7 +334,8 @@ def test_resume_edits_are_bounded_strings(http, resume, message):
      "values.description: contact details (messenger id)"),
     ({"values": {"attributes": {"Brand": "Arla ｔ.ｍｅ/milk_seller"}}, "as_node": "score_quality"},
      "values.attributes.Brand: contact details (link)"),
-    ({"values": {"title": "Milk, call one three eight zero zero one three eight zero zero"}, "as_node": "score_quality"},
+    ({"values": {"title": "Milk, call one three eight zero zero one three eight zero zero"},
+      "as_node": "score_quality"},
      "values.title: contact details (phone number)"),
 ])
 def test_thread_state_takes_only_the_sellers_edits(http, payload, message):
