@@ -213,8 +213,11 @@ def cmd_sft_data(args: argparse.Namespace) -> int:
 
     if args.per_category < 1:
         raise UserError("--per-category must be at least 1")
-    report = build(args.listings, args.out, args.index, args.policy, CleaningConfig(per_category=args.per_category),
-                   args.seed)
+    from tqdm import tqdm
+
+    with tqdm(unit="row", desc="checking photos", file=sys.stderr) as bar:
+        report = build(args.listings, args.out, args.index, args.policy,
+                       CleaningConfig(per_category=args.per_category), args.seed, progress=bar.update)
     print(summary(report), file=sys.stderr)
     return 0
 

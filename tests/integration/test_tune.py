@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 from helpers import QUERIES, SAMPLE, write_policy
 from ipl_graph.cli import main
-from ipl_tools.tuning.collator import IGNORE, AssistantOnlyCollator, chat_of
+from ipl_tools.tuning.collator import IGNORE, AssistantOnlyCollator, chat_of, load_photo
 from ipl_tools.tuning.sft_data import build
 from ipl_tools.tuning.tune import TuneConfig, is_vision_tower, tune
 
@@ -67,10 +67,7 @@ def test_labels_cover_exactly_the_assistant_replies(tiny_model, data):
     for row, rec in enumerate(batch_records):
         # independently: the prompt as the generator renders it, then the reply and its end-of-turn token
         prompt = processor.apply_chat_template(chat_of(rec["messages"][:2]), add_generation_prompt=True, tokenize=False)
-        images = [p for p in rec["images"]]
-        from ipl_tools.tuning.collator import load_photo
-
-        prompt_ids = processor(text=[prompt], images=[load_photo(p, 448) for p in images] or None,
+        prompt_ids = processor(text=[prompt], images=[load_photo(p, 448) for p in rec["images"]] or None,
                                return_tensors="pt")["input_ids"][0]
         reply = rec["messages"][2]["content"][0]["text"]
         reply_ids = processor.tokenizer(reply + "<|im_end|>", add_special_tokens=False)["input_ids"]

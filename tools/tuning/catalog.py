@@ -7,6 +7,7 @@ new listing of it would be."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,7 +73,8 @@ class CatalogView:
             start += len(ps)
         return out
 
-    def look(self, rows: list[dict[str, Any]], photos: list[list[Photo]]) -> list[Look]:
+    def look(self, rows: list[dict[str, Any]], photos: list[list[Photo]],
+             progress: Callable[[int], None] = lambda n: None) -> list[Look]:
         """The catalog's category and references for each row (rows with photos only)."""
         looks: list[Look] = []
         for start in range(0, len(rows), BATCH):
@@ -83,6 +85,7 @@ class CatalogView:
             for row, v in zip(part, vectors, strict=True):
                 looks.append(self._look(row, v, hits[at : at + len(v)]))
                 at += len(v)
+            progress(len(part))
         return looks
 
     def _look(self, row: dict[str, Any], vectors: np.ndarray, hits: list[list[tuple[float, dict]]]) -> Look:

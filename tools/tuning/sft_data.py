@@ -56,13 +56,14 @@ def readable_photos(rows: list[dict[str, Any]], policy: Policy, step: Step,
 
 
 def consistent(rows: list[dict[str, Any]], photos: list[list[Photo]], index: str, policy: Policy,
-               config: CleaningConfig, step: Step) -> tuple[list[dict[str, Any]], dict[str, list[Neighbour]]]:
+               config: CleaningConfig, step: Step, progress: Callable[[int], None] = lambda n: None
+               ) -> tuple[list[dict[str, Any]], dict[str, list[Neighbour]]]:
     """Rows whose photos do not contradict their category, and the references of each."""
     from ipl_tools.tuning.catalog import CatalogView
 
     view = CatalogView(index, policy)
     with_photos = [(r, p) for r, p in zip(rows, photos, strict=True) if p]
-    looks = view.look([r for r, _ in with_photos], [p for _, p in with_photos]) if with_photos else []
+    looks = view.look([r for r, _ in with_photos], [p for _, p in with_photos], progress) if with_photos else []
     verdict = {id(r): look for (r, _), look in zip(with_photos, looks, strict=True)}
     kept, references = [], {}
     for row in rows:
@@ -120,7 +121,7 @@ def build(
                        lambda r: None)
     references: dict[str, list[Neighbour]] = {}
     if index:
-        rows, references = consistent(rows, photos, index, policy, config, consistency)
+        rows, references = consistent(rows, photos, index, policy, config, consistency, progress)
     sampling = Step("sampling", f"over the per-category cap of {config.per_category} (seeded sample)", lambda r: None)
     rows = stratified(rows, config.per_category, seed, sampling)
     steps += [photos_step, consistency, sampling]
