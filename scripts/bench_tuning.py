@@ -46,20 +46,19 @@ def _train(data: str, base: str, out: str, steps: int, batch: int, lora: bool, q
                         lora_rank=8, lora_alpha=16, quiet=True)
     summary = tune(data, base, out, config)
     gpu = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # this process's peak, MiB
     queue.put({**{k: summary[k] for k in ("device", "dtype", "steps", "samples_per_s", "first_loss", "last_loss",
-                                          "trainable_params")}, "gpu_peak_mib": gpu})
+                                          "trainable_params")}, "peak_rss_mib": round(rss), "gpu_peak_mib": gpu})
 
 
 def bench_tune(data: str, base: str, out: str, steps: int, batch: int, lora: bool) -> dict:
-    """One training run in a fresh process, so its peak RSS is its own."""
+    """One training run in a fresh process, so that its peak RSS is its own."""
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
     child = ctx.Process(target=_train, args=(data, base, out, steps, batch, lora, queue))
     child.start()
     result = queue.get()
     child.join()
-    # the largest child so far: runs go from smaller (LoRA) to larger, so this is this run's peak
-    result["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
     return result
 
 

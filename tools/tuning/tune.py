@@ -185,6 +185,10 @@ def tune(data: str, base: str, out: str, config: TuneConfig | None = None) -> di
         data_collator=AssistantOnlyCollator(processor, config.max_length, config.image_side),
         peft_config=lora_config(config) if config.lora else None,
     )
+    if config.quiet:
+        from transformers import PrinterCallback
+
+        trainer.remove_callback(PrinterCallback)  # without a progress bar, the Trainer prints every log line
     started = time.perf_counter()
     metrics = trainer.train().metrics
     seconds = time.perf_counter() - started
