@@ -53,6 +53,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--token", default="",
                        help="bearer token clients must send (default: $IPL_TOKEN; none: no authentication)")
 
+    adopt = sub.add_parser("adoption", help="how much of the generated listings sellers kept (a running ipl serve)")
+    adopt.add_argument("--url", default="http://127.0.0.1:8123", help="the server (default: http://127.0.0.1:8123)")
+    adopt.add_argument("--token", default="", help="the server's access token (default: $IPL_TOKEN)")
+
     ev = sub.add_parser("eval", help="measure the EVAL.md figures: index a catalog, list its query rows")
     ev.add_argument("--catalog", required=True, help="listings JSONL whose catalog rows are indexed")
     ev.add_argument("--queries", help="listings JSONL whose query rows are listed (default: --catalog)")
@@ -196,6 +200,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     ))
 
 
+def cmd_adoption(args: argparse.Namespace) -> int:
+    import os
+
+    import httpx
+
+    from ipl_graph.adoption import adoption, pairs_from_server
+
+    try:
+        report = adoption(pairs_from_server(args.url, args.token or os.environ.get("IPL_TOKEN", "")))
+    except httpx.HTTPError as exc:
+        raise UserError(f"{args.url}: {exc} (is `ipl serve` running there, with this token?)") from None
+    print(json.dumps(report, indent=2))
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from ipl_graph.evaluate import evaluate, write_report
 
@@ -235,7 +254,8 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {
-    "index": cmd_index, "list": cmd_list, "mine-templates": cmd_mine_templates, "serve": cmd_serve, "eval": cmd_eval,
+    "index": cmd_index, "list": cmd_list, "mine-templates": cmd_mine_templates, "adoption": cmd_adoption,
+    "serve": cmd_serve, "eval": cmd_eval,
     "sft-data": cmd_sft_data, "tune": cmd_tune,
 }
 
