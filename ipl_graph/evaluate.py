@@ -26,7 +26,8 @@ FIGURES = [
     "identical@1", "identical@5", "gate_precision", "gate_recall", "category_acc", "attr_acc",
     "attr_coverage", "attr_wrong", "desc_wrong", "bleu1", "bleu2", "bleu3", "bleu4", "rouge1", "rouge2",
     "rougeL", "sim", "latency_p50", "latency_p95", "n_queries", "macro_category_acc", "confident_wrong",
-    "confident_share", "open_false_trust", "n_open",
+    "confident_share", "open_false_trust", "n_open", "title_bleu4", "title_rougeL", "title_item",
+    "quality_mean",
 ]
 CONFIDENT = 0.9
 """Confidence at which an answer counts as stated with certainty (`confident_wrong`): the level at which
@@ -212,6 +213,26 @@ def text_scores(queries: list[dict], results: list[dict]) -> dict[str, float | N
     return out
 
 
+def title_scores(queries: list[dict], results: list[dict]) -> dict[str, float | None]:
+    """The generated title against the real one (sacrebleu BLEU-4, ROUGE-L, lowercased), the share of
+    titles that say only 'item', and the mean listing quality score."""
+    from rouge_score import rouge_scorer
+    from sacrebleu.metrics import BLEU
+
+    pairs = [((r.get("title") or "").lower(), q["title"].lower()) for q, r in zip(queries, results, strict=True)
+             if q.get("title")]
+    out: dict[str, float | None] = {"title_bleu4": None, "title_rougeL": None}
+    if pairs:
+        bleu = BLEU(max_ngram_order=4, lowercase=True, effective_order=True)
+        out["title_bleu4"] = round(bleu.corpus_score([h for h, _ in pairs], [[t for _, t in pairs]]).score / 100, 4)
+        scorer = rouge_scorer.RougeScorer(["rougeL"])
+        out["title_rougeL"] = mean(scorer.score(t, h)["rougeL"].fmeasure for h, t in pairs)
+    titled = [r for r in results if (r.get("safety") or {}).get("safe", True)]  # an unsafe photo gets guidance
+    out["title_item"] = mean(norm(r.get("title") or "") in {"item", "物品", ""} for r in titled)
+    out["quality_mean"] = mean((r.get("quality") or {}).get("score", 0.0) / 100 for r in titled if r.get("quality"))
+    return out
+
+
 def sentence_similarities(a: list[str], b: list[str], batch: int = 32) -> list[float]:
     """Cosine similarities of all-MiniLM-L6-v2 sentence embeddings (mean pooling), pair by pair."""
     import torch
@@ -244,7 +265,8 @@ def details(queries: list[dict], runs: list[tuple[dict, float]], open_ids: froze
             "category": r.get("category"), "category_confidence": r.get("category_confidence"),
             "hits": [[n.get("spu") or n.get("id"), n.get("similarity")] for n in (r.get("neighbours") or [])[:5]],
             "trusted": [n.get("id") for n in r.get("trusted") or []], "attributes": r.get("attributes"),
-            "evidence": r.get("evidence"), "description": r.get("description"), "price": r.get("price"),
+            "evidence": r.get("evidence"), "title": r.get("title"), "description": r.get("description"),
+            "price": r.get("price"), "quality": (r.get("quality") or {}).get("score"),
             "degraded": r.get("degraded"), "open_set": q["id"] in open_ids,
             "latency_s": round(t, 3),
         }
@@ -278,6 +300,7 @@ def figures(queries: list[dict], runs: list[tuple[dict, float]], policy: Any, vo
     out |= attributes(kq, kr, policy)
     out["desc_wrong"] = description_wrong(kq, kr, vocab)
     out |= text_scores(kq, kr)
+    out |= title_scores(kq, kr)
     out["latency_p50"] = round(statistics.median(latencies), 3) if latencies else None
     out["latency_p95"] = round(latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 3) if latencies else None
     out["n_queries"] = len(queries)
@@ -396,6 +419,7 @@ def ablation_policy(policy_name: str, overrides: dict[str, float], folder: Path)
 def evaluate(
     catalog_path: str, queries_path: str | None = None, index_dir: str | None = None, limit: int | None = None,
     ablation: bool = False, policy: str = "default", longtail_seed: int | None = None,
+    generator: str = "template", model: str = "",
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(the figures, one line of details per query). With `longtail_seed`, the catalog is first made
     long-tailed and some products are left out of it (`longtail`)."""
@@ -415,7 +439,7 @@ def evaluate(
         index = index_dir or str(Path(tmp) / "index")
         build_index(catalog_rows, index)
         vocab = Vocabulary([*catalog_rows, *queries])
-        context = Context(index_dir=index, policy=policy)
+        context = Context(index_dir=index, policy=policy, generator=generator, model=model)
         run_query(catalog_rows[0], context)  # warm models, on a photo no query shares
         runs = run_all(queries, context, "listing")
         report = figures(queries, runs, load_policy(policy), vocab, catalog_rows, open_ids)
@@ -427,7 +451,7 @@ def evaluate(
             report["ablation"] = {}
             for name, overrides in ABLATION.items():
                 path = ablation_policy(policy, overrides, Path(tmp))
-                runs = run_all(queries, Context(index_dir=index, policy=path), name)
+                runs = run_all(queries, Context(index_dir=index, policy=path, generator=generator, model=model), name)
                 report["ablation"][name] = figures(queries, runs, load_policy(path), vocab, catalog_rows, open_ids)
     return report, report_details
 
@@ -500,7 +524,8 @@ def markdown(report: dict[str, Any], title: str = "IPL evaluation") -> str:
         lines += [f"| {r['bin'][0]:.1f}-{r['bin'][1]:.1f} | {r['n']} | {cell(r['confidence'])} | {cell(r['acc'])} |"
                   for r in report["reliability"]]
     if "ablation" in report:
-        cols = ["category_acc", "attr_acc", "attr_coverage", "attr_wrong", "desc_wrong", "bleu4", "rougeL", "sim"]
+        cols = ["category_acc", "attr_acc", "attr_coverage", "attr_wrong", "desc_wrong", "bleu4", "rougeL", "sim",
+                "title_bleu4", "title_rougeL", "quality_mean"]
         lines += ["", "## Ablation (seed Table 7)", "", "| input | " + " | ".join(cols) + " |",
                   "|---|" + "---|" * len(cols)]
         for name, row in report["ablation"].items():
@@ -537,7 +562,8 @@ def plot(report: dict[str, Any], path: Path) -> None:
     ax.set_title(f"reliability; wrong at >= {CONFIDENT}: {report.get('confident_wrong')}")
     if "ablation" in report:
         ax = axes[0][2]
-        cols = [c for c in ("category_acc", "attr_acc", "attr_coverage", "desc_wrong", "bleu4", "rougeL", "sim")
+        cols = [c for c in ("category_acc", "attr_acc", "attr_coverage", "desc_wrong", "bleu4", "rougeL", "sim",
+                            "title_bleu4", "title_rougeL", "quality_mean")
                 if any(row.get(c) is not None for row in report["ablation"].values())]
         width = 0.8 / max(len(report["ablation"]), 1)
         for i, (name, row) in enumerate(report["ablation"].items()):
