@@ -61,9 +61,10 @@ CALIBRATION_BALANCE = 1.0
 fitted: every class (category; product for the gate) counts alike, so that a confidence means the same
 for rare and common classes, not what it means for the majority class that most held-out photos show."""
 OPEN_PRIOR = 0.2
-"""Share of sellers' photos assumed to show a product the catalog lacks. The calibrations see that share
-of held-out photos with their whole product (spu group, else category) hidden, so that the top hit of a
-product the catalog lacks is not trusted as the identical one, nor its category stated as sure."""
+"""Share of sellers' photos assumed to show a product (for the gate) or a kind of product (for the
+category) the catalog lacks, or has no photos of that look like a seller's. The calibrations see that share
+of held-out photos with their whole product (category) hidden, so that the top hit of a product the
+catalog lacks is not trusted as the identical one, nor a category it lacks stated as sure."""
 PROBE_ALL_FOLDS = 3000
 """Catalogs up to this many photos fit the probes on every fold for the calibration, not only the first:
 a small catalog has few held-out photos per fold, and its probes are fast to fit."""
@@ -424,9 +425,12 @@ class HeldOut:
         self.open.append(is_open)
 
     def weights(self) -> np.ndarray:
-        """Every class alike (CALIBRATION_BALANCE), and the open-set cases OPEN_PRIOR of the whole."""
+        """Every class alike (CALIBRATION_BALANCE), and the open-set cases OPEN_PRIOR of the whole. An open
+        case is weighted as its photo, not its class: what the catalog lacks is as likely to look like
+        any of its photos, most of which show its largest classes."""
+        opened = np.array(self.open, dtype=bool)
         w = np.maximum(np.array(self.photos, dtype=float), 1.0) ** -CALIBRATION_BALANCE
-        opened = np.array(self.open)
+        w[opened] = 1.0
         if opened.any() and (~opened).any():
             w[opened] *= OPEN_PRIOR / (1 - OPEN_PRIOR) * w[~opened].sum() / w[opened].sum()
         return w
@@ -477,13 +481,13 @@ def _cross_fit(records: Records, kind: str, rng: np.random.Generator,
     """Scores of held-out photos against the rest, with the projection refitted per fold. A held-out
     photo's near-duplicates (same product, raw cosine over NEAR_DUPLICATE: the same shot) are
     hidden from it, so it is scored as a new seller photo would be; each is scored a second time with
-    its whole product (spu group, else category) hidden, as a photo of a product the catalog lacks."""
+    its whole product hidden (for the gate) and its whole category hidden (for the category), as a photo
+    of a product, or a kind of product, the catalog lacks."""
     out: dict[str, Any] = {"gate": HeldOut(), "cat": HeldOut(), "attr": defaultdict(list)}
     n = len(records.vectors)
     if kind == "none" or n < 2 * FOLDS:
         return out
     labels, groups, categories = records.group(kind), records.group("spu"), records.group("category")
-    product = groups if kind == "spu" else categories
     cat_n, prod_n = photos_per["category"], photos_per["product"]
     attrs = [json.loads(m.get("attributes") or "{}") for m in records.metas]
     folds = rng.permutation(n) % FOLDS
@@ -510,23 +514,25 @@ def _cross_fit(records: Records, kind: str, rng: np.random.Generator,
                 said = {name: dict(zip(probes[name].classes, ps[r], strict=True)) for name, ps in probed.items()
                         if name == "category" or attrs[i].get(name)}  # {label: {value: probability}}
                 ranked = [(s, g, train[j]) for s, g, j in _best_per_group(row, groups[train])]
-                unseen = [h for h in ranked if product[h[2]] != product[i]]
-                for hits, is_open in ((ranked, False), (unseen, True)):
-                    if len(hits) < 2:
-                        continue
-                    (s1, g1, _), (s2, _, _) = hits[0], hits[1]
-                    if kind == "spu":
-                        out["gate"].add([s1, s1 - s2, frequency(prod_n.get(g1, 0))], g1 == groups[i],
-                                        prod_n.get(groups[i], 1), is_open)
-                    if categories[i] and (scored or "category" not in probes):
+                if kind == "spu":  # the gate, and the same photo as one of a product the catalog lacks
+                    for hits, is_open in ((ranked, False), ([h for h in ranked if groups[h[2]] != groups[i]], True)):
+                        if len(hits) >= 2:
+                            (s1, g1, _), (s2, _, _) = hits[0], hits[1]
+                            out["gate"].add([s1, s1 - s2, frequency(prod_n.get(g1, 0))], g1 == groups[i],
+                                            prod_n.get(groups[i], 1), is_open)
+                if categories[i] and (scored or "category" not in probes):  # the same, of a category it lacks
+                    category_said = said.get("category")
+                    for hits, is_open in ((ranked, False), ([h for h in ranked if categories[h[2]] != categories[i]],
+                                                            True)):
+                        if len(hits) < 2:
+                            continue
                         knn = shares([(s, categories[j]) for s, _, j in hits[:VOTE_K]], VOTE_POWER, cat_n)
-                        probed_category = said.get("category")
-                        gone = kind == "category" or cat_n.get(categories[i]) == prod_n.get(groups[i])
-                        if is_open and probed_category and gone:
-                            probed_category = _without(probed_category, categories[i])  # the category went too
-                        winner, share = blend_category(knn, probed_category, weight)
-                        out["cat"].add([share, s1, frequency(cat_n.get(winner or "", 0))], winner == categories[i],
-                                       cat_n.get(categories[i], 1), is_open)
+                        probe_said = category_said
+                        if is_open and category_said:
+                            probe_said = _without(category_said, categories[i])
+                        winner, share = blend_category(knn, probe_said, weight)
+                        out["cat"].add([share, hits[0][0], frequency(cat_n.get(winner or "", 0))],
+                                       winner == categories[i], cat_n.get(categories[i], 1), is_open)
                 top = ranked[:VOTE_K]
                 for name, truth in attrs[i].items():
                     if truth and name in said:
