@@ -66,8 +66,8 @@ category) the catalog lacks, or has no photos of that look like a seller's. The 
 of held-out photos with their whole product (category) hidden, so that the top hit of a product the
 catalog lacks is not trusted as the identical one, nor a category it lacks stated as sure."""
 PROBE_ALL_FOLDS = 3000
-"""Catalogs up to this many photos fit the probes on every fold for the calibration, not only the first:
-a small catalog has few held-out photos per fold, and its probes are fast to fit."""
+"""Catalogs up to this many photos fit the category probe on every fold for the category's calibration,
+not only on the first: a small catalog has few held-out photos per fold, and one probe is fast to fit."""
 
 
 def l2(x: np.ndarray) -> np.ndarray:
@@ -503,7 +503,10 @@ def _cross_fit(records: Records, kind: str, rng: np.random.Generator,
         scored = f == 0 or n <= PROBE_ALL_FOLDS  # the probes' calibration: these folds' held-out photos
         if scored:
             unlike = _unlike(records, groups, train, test)
-            probes = fit_probes(records.vectors[unlike], _labels(records, unlike))
+            labels_here = _labels(records, unlike)
+            if f > 0:  # later folds add to the category's calibration only
+                labels_here = {"category": labels_here["category"]}
+            probes = fit_probes(records.vectors[unlike], labels_here)
         for start in range(0, len(test), 256):
             idx = test[start : start + 256]
             sims = project(records.vectors[idx], mean, matrix) @ p_train.T  # (B, T)
