@@ -150,8 +150,13 @@ def tune(data: str, base: str, out: str, config: TuneConfig | None = None) -> di
     """Train, save the whole model (adapters merged) with the base's processor files and the loss
     log (`trainer_state.json`) to `out`; return a summary."""
     import torch
-    from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
+
+    try:
+        from datasets import Dataset
+        from trl import SFTConfig, SFTTrainer
+    except ImportError as exc:
+        hint = "pip install 'ipl[tune]'"
+        raise UserError(f"`ipl tune` needs the training stack ({exc.name} is missing): {hint}") from None
 
     from ipl_tools.tuning.collator import AssistantOnlyCollator
 
