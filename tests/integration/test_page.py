@@ -82,7 +82,7 @@ def test_seller_lists_an_item_from_real_photos(page, server):
     page.fill("#title", "Bravo apple juice, 1 L, unopened")
     page.click("#save")
     page.wait_for_selector("#saved:text('saved')")
-    state = page.evaluate("async () => (await (await fetch(`/threads/${threadId}/state`)).json()).values")
+    state = page.evaluate("async () => (await (await api(`/threads/${threadId}/state`)).json()).values")
     assert state["title"] == "Bravo apple juice, 1 L, unopened"
 
     ARTIFACTS.mkdir(exist_ok=True)
