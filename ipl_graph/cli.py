@@ -236,7 +236,7 @@ def cmd_sft_data(args: argparse.Namespace) -> int:
         raise UserError("--per-category must be at least 1")
     from tqdm import tqdm
 
-    with tqdm(unit="row", desc="checking photos", file=sys.stderr) as bar:
+    with tqdm(unit="row", desc="checking photos", file=sys.stderr, disable=None) as bar:  # a terminal only
         report = build(args.listings, args.out, args.index, args.policy,
                        CleaningConfig(per_category=args.per_category), args.seed, progress=bar.update)
     print(summary(report), file=sys.stderr)
