@@ -7,7 +7,7 @@ writes every listing to --out. Only the graph's public API is used, so the same 
 another checkout of IPL too (put its packages first on PYTHONPATH) for a before/after comparison.
 
     python scripts/sample_listings.py --catalog ../shared/data/grocery/listings.jsonl --index DIR \
-        [--lang en|zh] [--every 50] [--limit N] [--out listings.jsonl]
+        [--lang en|zh] [--every 50] [--sample] [--limit N] [--out listings.jsonl]
 """
 
 from __future__ import annotations
@@ -56,9 +56,12 @@ def main() -> None:
     p.add_argument("--lang", default="en", choices=["en", "zh"])
     p.add_argument("--every", type=int, default=50)
     p.add_argument("--limit", type=int)
+    p.add_argument("--sample", action="store_true", help="list only every Nth query (--every), no title figures")
     p.add_argument("--out")
     args = p.parse_args()
     rows = queries(args.catalog)[: args.limit]
+    if args.sample:
+        rows, args.every = rows[:: args.every], 1
     listings = []
     for row in rows:
         out = graph.invoke({"photos": row["images"], "lang": args.lang}, context=Context(index_dir=args.index))
@@ -67,7 +70,7 @@ def main() -> None:
     if args.out:
         Path(args.out).write_text("".join(json.dumps(x, ensure_ascii=False) + "\n" for x in listings), encoding="utf-8")
     pairs = [(x["title"], x["truth_title"]) for x in listings if x["truth_title"]]
-    print(json.dumps({"n": len(listings), **title_figures(pairs)}))
+    print(json.dumps({"n": len(listings), **(title_figures(pairs) if pairs and not args.sample else {})}))
     for x in listings[:: args.every]:
         print(f"\n{x['id']}  (real title: {x['truth_title']})\n  title: {x['title']}\n  {x['description']}")
 
