@@ -1,9 +1,7 @@
 """categorize: the leaf category by similarity-weighted vote of the catalog's nearest products.
 
-Each product hit votes for its category with weight sim**8, each category's vote normalised by its
-catalog photos (a class with many photos has many near hits for any photo); where the index has a
-category probe (`probe.py`, its prior adjusted too), the vote's shares and the probe's probabilities
-are averaged. The confidence is
+Each product hit votes for its category with weight sim**8; where the index has a category probe
+(`probe.py`), the vote's shares and the probe's probabilities are averaged. The confidence is
 calibrated: the index learned, on held-out catalog photos, how often a vote (or blend) with this
 share and score is right (`learn.py`). Below the policy's `category_min_confidence` the graph
 abstains.
@@ -26,8 +24,8 @@ from ipl_tools.probe import blend_category
 from ipl_tools.safety import unsafe
 from ipl_tools.search import neighbours_of, photos_of, searcher_for
 
-Calibrate = Callable[[float, float, str], float]
-"""(vote share, top score, category) -> P(the vote is right)."""
+Calibrate = Callable[[float, float], float]
+"""(vote share, top score) -> P(the vote is right)."""
 
 
 class KnnVote:
@@ -40,16 +38,15 @@ class KnnVote:
 
     def categorize(
         self, neighbours: list[Neighbour], min_confidence: float, calibrate: Calibrate | None = None,
-        prior: dict[str, float] | None = None, prior_weight: float = 0.5, photos: dict[str, int] | None = None,
+        prior: dict[str, float] | None = None, prior_weight: float = 0.5,
     ) -> CategoryGuess:
         """`prior`: {category: probability} of the probe, blended with the vote when given, at
-        `prior_weight` (the vote has the rest). `photos`: the catalog's photos per category, which
-        normalise each category's vote (`learn.shares`)."""
-        votes = shares([(n.similarity, n.category) for n in neighbours], self.power, photos)
+        `prior_weight` (the vote has the rest)."""
+        votes = shares([(n.similarity, n.category) for n in neighbours], self.power)
         best, share = blend_category(votes, prior, prior_weight)
         if best is None or not neighbours:
             return CategoryGuess(name=None, confidence=0.0)
-        confidence = calibrate(share, neighbours[0].similarity, best) if calibrate else share
+        confidence = calibrate(share, neighbours[0].similarity) if calibrate else share
         confidence = round(min(confidence, 0.9999), 4)
         others = [n.category for n in neighbours if n.category and n.category != best]
         runner_up = others[0] if others else None
@@ -67,7 +64,7 @@ def categorize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     prior = model.distribution("category", searcher.vectors(photos_of(state))) if model.blends_category else None
     guess = plugins.get("categorizer", ctx.categorizer).categorize(
         neighbours_of(state, runtime), policy.thresholds.category_min_confidence, model.category_confidence, prior,
-        model.category_probe_weight, model.report.get("photos_per", {}).get("category"),
+        model.category_probe_weight,
     )
     update: dict[str, Any] = {
         "category": guess.name,

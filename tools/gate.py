@@ -1,10 +1,8 @@
 """gate_matches: the SPU gate. Only a top hit that is probably the identical product is trusted.
 
 The index calibrated, on held-out catalog photos, how likely the top hit is the identical product
-given its score, its lead over the next product and how many catalog photos the product has, with
-every product counted alike and some held-out photos scored with their whole product hidden, as
-photos of products the catalog lacks (`learn.py`); the policy's `spu_gate` is the probability a hit
-needs. Other hits of the same product (`spu`) join it, up to `max_references`.
+given its score and its lead over the next product (`learn.py`); the policy's `spu_gate` is the
+probability a hit needs. Other hits of the same product (`spu`) join it, up to `max_references`.
 A catalog without spu groups cannot say what is identical, so nothing passes there.
 """
 
@@ -18,8 +16,16 @@ from ipl_graph.context import Context
 from ipl_graph.policies import load_policy
 from ipl_graph.schemas import Neighbour
 from ipl_graph.state import State
-from ipl_tools.learn import IndexModel
 from ipl_tools.search import searcher_for
+
+
+def identity(model: Any, neighbours: list[Neighbour]) -> float:
+    """P(the top hit is the identical product), from its score and its lead over the next product."""
+    if not neighbours:
+        return 0.0
+    top = neighbours[0].similarity
+    runner_up = max((n.similarity for n in neighbours[1:]), default=0.0)
+    return float(model.identity_probability(top, top - runner_up))
 
 
 def trusted_of(neighbours: list[Neighbour], probability: float, gate: float, max_references: int) -> list[Neighbour]:
@@ -28,16 +34,6 @@ def trusted_of(neighbours: list[Neighbour], probability: float, gate: float, max
     top = neighbours[0]
     same = [n for n in neighbours[1:] if top.spu and n.spu == top.spu]
     return [top, *same][:max_references]
-
-
-def identity(model: IndexModel, neighbours: list[Neighbour]) -> float:
-    """P(the top hit is the identical product), from its score, its lead over the next product and the
-    catalog photos of the product."""
-    if not neighbours:
-        return 0.0
-    top = neighbours[0]
-    runner_up = max((n.similarity for n in neighbours[1:]), default=0.0)
-    return model.identity_probability(top.similarity, top.similarity - runner_up, top.spu or top.id)
 
 
 def gate_matches(state: State, runtime: Runtime[Context]) -> dict[str, Any]:

@@ -34,10 +34,9 @@ import numpy as np
 from ipl_tools.probe import Probe, blend_category, category_probe_weight, fit_probes
 
 MODEL_FILE = "ipl-model.npz"
-MODEL_FORMAT = 3
-"""Bumped when what a saved model means changes (2: the category blend's weights depend on the label kind; 3: votes
-and calibrations account for each class's photos); a model saved in another format is refitted on load, from the
-catalog in the index."""
+MODEL_FORMAT = 2
+"""Bumped when what a saved model means changes (2: the category blend's weights depend on the label kind); a model
+saved in another format is refitted on load, from the catalog in the index."""
 LDA_REG = 0.1
 """Ridge on the within-class scatter, as a share of its mean eigenvalue."""
 MAX_DIM = 128
@@ -52,26 +51,21 @@ LOOKALIKE_K = 10
 NEAR_DUPLICATE = 0.9
 """Raw cosine above which two photos of one product are taken for the same shot (hidden from each
 other when the calibrations are fitted)."""
-VOTE_PRIOR = 0.5
-"""Per-class normalised kNN votes: a category's vote is divided by its catalog photos to this power. A
-class with many photos has many near hits for any photo (1 would fully undo that, the kNN estimate of a
-balanced prior); half way keeps the head's real frequency among sellers' photos in play."""
-CALIBRATION_BALANCE = 1.0
-"""Held-out photos are weighted by their class's photos to minus this power when the calibrations are
-fitted: every class (category; product for the gate) counts alike, so that a confidence means the same
-for rare and common classes, not what it means for the majority class that most held-out photos show."""
-OPEN_PRIOR = 0.2
-"""Share of sellers' photos assumed to show a product (for the gate) or a kind of product (for the
-category) the catalog lacks, or has no photos of that look like a seller's. The calibrations see that share
-of held-out photos with their whole product (category) hidden, so that the top hit of a product the
-catalog lacks is not trusted as the identical one, nor a category it lacks stated as sure."""
-PROBE_ALL_FOLDS = 3000
-"""Catalogs up to this many photos fit the category probe on every fold for the category's calibration,
-not only on the first: a small catalog has few held-out photos per fold, and one probe is fast to fit."""
 
 
 def l2(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+BANDS = ((1, 3), (4, 10), (11, 50), (51, None))
+"""Photos of a class, by band: the catalog health report counts classes per band."""
+
+
+def band(photos: int) -> str:
+    for lo, hi in BANDS:
+        if photos >= lo and (hi is None or photos <= hi):
+            return f"{lo}-{hi}" if hi else f"{lo}+"
+    return "0"
 
 
 # --- projection --------------------------------------------------------------------------------
@@ -118,16 +112,14 @@ def project(x: np.ndarray, mean: np.ndarray, matrix: np.ndarray | None) -> np.nd
 # --- calibration -------------------------------------------------------------------------------
 
 
-def fit_logistic(features: np.ndarray, y: np.ndarray, ridge: float = 1e-2, steps: int = 50,
-                 weights: np.ndarray | None = None) -> list[float]:
-    """Logistic regression by Newton steps, each case weighted (1 by default): coefficients for [1, *features]."""
+def fit_logistic(features: np.ndarray, y: np.ndarray, ridge: float = 1e-2, steps: int = 50) -> list[float]:
+    """Logistic regression by Newton steps: coefficients for [1, *features]."""
     x = np.hstack([np.ones((len(features), 1)), features])
-    sw = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=float)
     w = np.zeros(x.shape[1])
     for _ in range(steps):
-        p = 1 / (1 + np.exp(-np.clip(x @ w, -30, 30)))
-        grad = x.T @ (sw * (p - y)) + ridge * w
-        hess = (x.T * (sw * p * (1 - p))) @ x + ridge * np.eye(len(w))
+        p = 1 / (1 + np.exp(-x @ w))
+        grad = x.T @ (p - y) + ridge * w
+        hess = (x.T * (p * (1 - p))) @ x + ridge * np.eye(len(w))
         step = np.linalg.solve(hess, grad)
         w -= step
         if np.abs(step).max() < 1e-8:
@@ -135,15 +127,12 @@ def fit_logistic(features: np.ndarray, y: np.ndarray, ridge: float = 1e-2, steps
     return [float(v) for v in w]
 
 
-def fit_rate(features: np.ndarray, right: np.ndarray, weights: np.ndarray | None = None) -> list[float]:
+def fit_rate(features: np.ndarray, right: np.ndarray) -> list[float]:
     """A calibration that holds up when every held-out case was right (or wrong): one pseudo-case of
-    each outcome at the mean features keeps the fit finite and the rate below 1. `weights`: per case,
-    scaled to a mean of 1."""
+    each outcome at the mean features keeps the fit finite and the rate below 1."""
     features = np.asarray(features, dtype=float).reshape(len(right), -1)
     pseudo = np.repeat(features.mean(0, keepdims=True), 2, axis=0)
-    sw = np.ones(len(right)) if weights is None else np.asarray(weights, dtype=float) / np.mean(weights)
-    return fit_logistic(np.vstack([features, pseudo]), np.concatenate([np.asarray(right, float), [1.0, 0.0]]),
-                        weights=np.concatenate([sw, [1.0, 1.0]]))
+    return fit_logistic(np.vstack([features, pseudo]), np.concatenate([np.asarray(right, float), [1.0, 0.0]]))
 
 
 def logistic(coef: list[float], *features: float) -> float:
@@ -163,24 +152,10 @@ def vote(hits: list[tuple[float, str | None]], power: float = VOTE_POWER) -> tup
     return best[0], best[1] / total, total
 
 
-def shares(hits: list[tuple[float, str | None]], power: float = VOTE_POWER,
-           photos: dict[str, int] | None = None) -> dict[str, float]:
-    """{value: its share of all weight} of values voted with weight sim**power; with `photos` (catalog
-    photos per value), each value's weight is first divided by its photos**VOTE_PRIOR."""
+def shares(hits: list[tuple[float, str | None]], power: float = VOTE_POWER) -> dict[str, float]:
+    """{value: its share of all weight} of values voted with weight sim**power."""
     votes, total = _votes(hits, power)
-    if total <= 0:
-        return {}
-    if photos:
-        voted = sum(votes.values())
-        votes = {v: w / max(photos.get(v, 1), 1) ** VOTE_PRIOR for v, w in votes.items()}
-        scale = voted / total / max(sum(votes.values()), 1e-30)  # hits without a value keep their share
-        return {v: w * scale for v, w in votes.items()}
-    return {v: w / total for v, w in votes.items()}
-
-
-def frequency(photos: int) -> float:
-    """The calibrations' feature for how many catalog photos a class has."""
-    return float(np.log1p(max(photos, 0)))
+    return {v: w / total for v, w in votes.items()} if total > 0 else {}
 
 
 def _votes(hits: list[tuple[float, str | None]], power: float) -> tuple[dict[str, float], float]:
@@ -296,28 +271,14 @@ class IndexModel:
     def project(self, x: np.ndarray) -> np.ndarray:
         return project(x, self.mean, self.matrix)
 
-    def photos(self, kind: str, value: str | None) -> int:
-        """Catalog photos of a category (`kind` 'category') or product ('product'); 0 when unknown."""
-        return int(self.report.get("photos_per", {}).get(kind, {}).get(value or "", 0))
+    def identity_probability(self, score: float, margin: float) -> float:
+        """P(the top hit is the identical product); 0 for a catalog that has no spu groups."""
+        return logistic(self.gate, score, margin) if self.gate else 0.0
 
-    def identity_probability(self, score: float, margin: float, product: str | None = None) -> float:
-        """P(the top hit is the identical product), from its score, its lead over the next product and
-        the catalog photos of the product (`product`: its spu, or listing id); 0 for a catalog that has no
-        spu groups."""
-        if not self.gate:
-            return 0.0
-        return logistic(self.gate, score, margin, frequency(self.photos("product", product)))
-
-    def category_confidence(self, share: float, score: float, category: str | None = None) -> float:
+    def category_confidence(self, share: float, score: float) -> float:
         """P(the category is right), from its share of the vote (blended with the probe's
-        probability where there is a category probe), the top hit's score and the category's photos."""
-        if not self.category:
-            return share
-        return logistic(self.category, share, score, frequency(self.photos("category", category)))
-
-    def category_shares(self, hits: list[tuple[float, str | None]]) -> dict[str, float]:
-        """The kNN vote's shares, each category's weight normalised by its catalog photos."""
-        return shares(hits, VOTE_POWER, self.report.get("photos_per", {}).get("category"))
+        probability where there is a category probe) and the top hit's score."""
+        return logistic(self.category, share, score) if self.category else share
 
     @property
     def category_probe_weight(self) -> float:
@@ -384,87 +345,26 @@ def fit(records: Records, seed: int = 0) -> IndexModel:
     else:
         mean, matrix = fit_lda(records.vectors[some], labels[some])
     model = IndexModel(count=len(records.vectors), label_kind=kind, mean=mean, matrix=matrix)
-    photos_per = {"category": dict(Counter(str(c) for c in records.group("category") if c)),
-                  "product": dict(Counter(str(g) for g in records.group("spu")))}
-    held = _cross_fit(records, kind, rng, photos_per)
+    held = _cross_fit(records, kind, rng)
     model.probes = fit_probes(records.vectors, _labels(records))
-    report: dict[str, Any] = {"photos": len(records.vectors), "label_kind": kind, "held_out": len(held["gate"].ok)}
-    if held["gate"].ok:
-        report["held_out_identical@1"] = held["gate"].accuracy()
-        report["held_out_identical_bands"] = held["gate"].bands()
+    report: dict[str, Any] = {"photos": len(records.vectors), "label_kind": kind, "held_out": len(held["top_ok"])}
+    report["photos_per"] = {"category": dict(Counter(str(c) for c in records.group("category") if c)),
+                            "product": dict(Counter(str(g) for g in records.group("spu")))}  # the health report
+    if held["top_ok"]:
+        ok = np.array(held["top_ok"], dtype=float)
+        report["held_out_identical@1"] = round(float(ok.mean()), 4)
         if kind == "spu":
-            model.gate = held["gate"].fit()
-    if held["cat"].ok:
+            model.gate = fit_rate(np.array(held["gate"]), ok)
+    if held["cat_ok"]:
+        ok = np.array(held["cat_ok"], dtype=float)
         report["category_vote"] = "knn+probe" if "category" in model.probes else "knn"
-        report["held_out_category_acc"] = held["cat"].accuracy()
-        report["held_out_category_bands"] = held["cat"].bands()
-        model.category = held["cat"].fit()
-    report["photos_per"] = photos_per
-    model.report = report  # the category vote reads photos_per from here
+        report["held_out_category_acc"] = round(float(ok.mean()), 4)
+        model.category = fit_rate(np.array(held["cat"]), ok)
     model.attributes, report["held_out_attributes"] = _fit_attributes(held["attr"] | _lookalike_samples(records, rng))
     model.colours, model.colour_names = _colour_table(records)
     model.idf = _idf(records)
     model.report = report | {"fit_s": round(time.perf_counter() - started, 1)}
     return model
-
-
-@dataclass
-class HeldOut:
-    """Held-out cases of one calibration: features, right or not, the photos of the case's true class,
-    and whether its whole product was hidden (an open-set case)."""
-
-    features: list[list[float]] = field(default_factory=list)
-    ok: list[bool] = field(default_factory=list)
-    photos: list[int] = field(default_factory=list)
-    open: list[bool] = field(default_factory=list)
-
-    def add(self, features: list[float], ok: bool, photos: int, is_open: bool = False) -> None:
-        self.features.append(features)
-        self.ok.append(bool(ok))
-        self.photos.append(photos)
-        self.open.append(is_open)
-
-    def weights(self) -> np.ndarray:
-        """Every class alike (CALIBRATION_BALANCE), and the open-set cases OPEN_PRIOR of the whole. An open
-        case is weighted as its photo, not its class: what the catalog lacks is as likely to look like
-        any of its photos, most of which show its largest classes."""
-        opened = np.array(self.open, dtype=bool)
-        w = np.maximum(np.array(self.photos, dtype=float), 1.0) ** -CALIBRATION_BALANCE
-        w[opened] = 1.0
-        if opened.any() and (~opened).any():
-            w[opened] *= OPEN_PRIOR / (1 - OPEN_PRIOR) * w[~opened].sum() / w[opened].sum()
-        return w
-
-    def fit(self) -> list[float]:
-        return fit_rate(np.array(self.features), np.array(self.ok, dtype=float), self.weights())
-
-    def accuracy(self) -> float:
-        """Unweighted, over the cases that hid only the photo itself."""
-        closed = [ok for ok, o in zip(self.ok, self.open, strict=True) if not o]
-        return round(float(np.mean(closed)), 4) if closed else 0.0
-
-    def bands(self) -> dict[str, dict[str, float]]:
-        """{band of the true class's photos: {n, acc}} over the cases that hid only the photo itself."""
-        out: dict[str, list[bool]] = defaultdict(list)
-        for ok, n, o in zip(self.ok, self.photos, self.open, strict=True):
-            if not o:
-                out[band(n)].append(ok)
-        return {b: {"n": len(v), "acc": round(float(np.mean(v)), 3)} for b, v in sorted(out.items(), key=_band_order)}
-
-
-BANDS = ((1, 3), (4, 10), (11, 50), (51, None))
-"""Bands of catalog photos per class, for the reports (index health, eval)."""
-
-
-def band(photos: int) -> str:
-    for lo, hi in BANDS:
-        if photos >= lo and (hi is None or photos <= hi):
-            return f"{lo}-{hi}" if hi else f"{lo}+"
-    return "0"
-
-
-def _band_order(item: tuple[str, Any]) -> int:
-    return int(item[0].split("-")[0].rstrip("+"))
 
 
 def _labels(records: Records, rows: np.ndarray | None = None) -> dict[str, list[Any]]:
@@ -476,83 +376,59 @@ def _labels(records: Records, rows: np.ndarray | None = None) -> dict[str, list[
     return labels | {name: [a.get(name) for a in attrs] for name in names}
 
 
-def _cross_fit(records: Records, kind: str, rng: np.random.Generator,
-               photos_per: dict[str, dict[str, int]]) -> dict[str, Any]:
+def _cross_fit(records: Records, kind: str, rng: np.random.Generator) -> dict[str, Any]:
     """Scores of held-out photos against the rest, with the projection refitted per fold. A held-out
     photo's near-duplicates (same product, raw cosine over NEAR_DUPLICATE: the same shot) are
-    hidden from it, so it is scored as a new seller photo would be; each is scored a second time with
-    its whole product hidden (for the gate) and its whole category hidden (for the category), as a photo
-    of a product, or a kind of product, the catalog lacks."""
-    out: dict[str, Any] = {"gate": HeldOut(), "cat": HeldOut(), "attr": defaultdict(list)}
+    hidden from it, so it is scored as a new seller photo would be."""
+    out: dict[str, Any] = {"gate": [], "top_ok": [], "cat": [], "cat_ok": [], "attr": defaultdict(list)}
     n = len(records.vectors)
     if kind == "none" or n < 2 * FOLDS:
         return out
     labels, groups, categories = records.group(kind), records.group("spu"), records.group("category")
-    cat_n, prod_n = photos_per["category"], photos_per["product"]
     attrs = [json.loads(m.get("attributes") or "{}") for m in records.metas]
     folds = rng.permutation(n) % FOLDS
     per_fold = max(1, MAX_CALIBRATION // FOLDS)
     probes: dict[str, Probe] = {}
-    weight = category_probe_weight(kind)
     for f in range(FOLDS):
         train, test = np.where(folds != f)[0], np.where(folds == f)[0]
         test = rng.permutation(test)[:per_fold]
         some = rng.permutation(train)[:MAX_PROJECTION]
         mean, matrix = fit_lda(records.vectors[some], labels[some])
         p_train = project(records.vectors[train], mean, matrix)
-        scored = f == 0 or n <= PROBE_ALL_FOLDS  # the probes' calibration: these folds' held-out photos
-        if scored:
+        if f == 0:  # the probes' calibration: this fold's held-out photos
             unlike = _unlike(records, groups, train, test)
-            labels_here = _labels(records, unlike)
-            if f > 0:  # later folds add to the category's calibration only
-                labels_here = {"category": labels_here["category"]}
-            probes = fit_probes(records.vectors[unlike], labels_here)
+            probes = fit_probes(records.vectors[unlike], _labels(records, unlike))
         for start in range(0, len(test), 256):
             idx = test[start : start + 256]
             sims = project(records.vectors[idx], mean, matrix) @ p_train.T  # (B, T)
             raw = records.vectors[idx] @ records.vectors[train].T  # (B, T)
             sims[(groups[idx][:, None] == groups[train][None, :]) & (raw > NEAR_DUPLICATE)] = -2.0
-            probed = {name: p.probabilities(records.vectors[idx]) for name, p in probes.items()} if scored else {}
+            probed = {name: p.probabilities(records.vectors[idx]) for name, p in probes.items()} if f == 0 else {}
             for r, (row, i) in enumerate(zip(sims, idx, strict=True)):
                 said = {name: dict(zip(probes[name].classes, ps[r], strict=True)) for name, ps in probed.items()
                         if name == "category" or attrs[i].get(name)}  # {label: {value: probability}}
                 ranked = [(s, g, train[j]) for s, g, j in _best_per_group(row, groups[train])]
-                if kind == "spu":  # the gate, and the same photo as one of a product the catalog lacks
-                    for hits, is_open in ((ranked, False), ([h for h in ranked if groups[h[2]] != groups[i]], True)):
-                        if len(hits) >= 2:
-                            (s1, g1, _), (s2, _, _) = hits[0], hits[1]
-                            out["gate"].add([s1, s1 - s2, frequency(prod_n.get(g1, 0))], g1 == groups[i],
-                                            prod_n.get(groups[i], 1), is_open)
-                if categories[i] and (scored or "category" not in probes):  # the same, of a category it lacks
-                    category_said = said.get("category")
-                    for hits, is_open in ((ranked, False), ([h for h in ranked if categories[h[2]] != categories[i]],
-                                                            True)):
-                        if len(hits) < 2:
-                            continue
-                        knn = shares([(s, categories[j]) for s, _, j in hits[:VOTE_K]], VOTE_POWER, cat_n)
-                        probe_said = category_said
-                        if is_open and category_said:
-                            probe_said = _without(category_said, categories[i])
-                        winner, share = blend_category(knn, probe_said, weight)
-                        out["cat"].add([share, hits[0][0], frequency(cat_n.get(winner or "", 0))],
-                                       winner == categories[i], cat_n.get(categories[i], 1), is_open)
+                if len(ranked) < 2:
+                    continue
+                (s1, g1, _), (s2, _, _) = ranked[0], ranked[1]
+                if kind == "spu":
+                    out["gate"].append([s1, s1 - s2])
+                    out["top_ok"].append(g1 == groups[i])
                 top = ranked[:VOTE_K]
+                knn = shares([(s, categories[j]) for s, _, j in top])
+                if categories[i] and (f == 0 or "category" not in probes):
+                    winner, share = blend_category(knn, said.get("category"), category_probe_weight(kind))
+                    out["cat"].append([share, s1])
+                    out["cat_ok"].append(winner == categories[i])
                 for name, truth in attrs[i].items():
                     if truth and name in said:
                         value, p = max(said[name].items(), key=lambda kv: kv[1])
                         out["attr"][f"probe:{name}"].append((p, _same(value, truth)))
                 for name, truth in attrs[i].items():
-                    if truth and top:
+                    if truth:
                         value, agreement, _ = vote([(s, attrs[j].get(name)) for s, _, j in top])
                         out["attr"][f"products:{name}"].append((agreement, _same(value, truth)))
     return out
-
-
-def _without(distribution: dict[str, float], value: str) -> dict[str, float]:
-    """The distribution as a probe that never saw `value` would give it: the rest, renormalised."""
-    rest = {k: p for k, p in distribution.items() if k != value}
-    total = sum(rest.values())
-    return {k: p / total for k, p in rest.items()} if total > 0 else {}
 
 
 def _unlike(records: Records, groups: np.ndarray, train: np.ndarray, test: np.ndarray) -> np.ndarray:

@@ -27,10 +27,6 @@ MIN_EXAMPLES = 2
 MAX_CLASSES = 400
 MAX_PHOTOS = 20000
 """Photos a probe is fitted on, at most (a random sample beyond that): the fit stays ~linear in labels."""
-PRIOR_ADJUST = 0.5
-"""Logit adjustment (Menon et al., ICLR 2021): each class's bias loses this times the log of its share of the
-training photos, so the probe does not follow how many photos a class happens to have in the catalog (1
-would fully undo the prior; half way, as for the kNN vote, `learn.VOTE_PRIOR`)."""
 
 
 @dataclass
@@ -80,8 +76,6 @@ def fit_probe(vectors: np.ndarray, values: list[Any]) -> Probe | None:
     opt.step(closure)
     with torch.no_grad():
         weights = torch.cat([layer.weight.T, layer.bias[None, :]]).numpy()  # (D + 1, C)
-    prior = np.bincount(y.numpy(), minlength=len(classes)) / len(rows)  # (C,)
-    weights[-1] -= PRIOR_ADJUST * np.log(prior)
     return Probe(classes=classes, weights=weights.astype(np.float32))
 
 

@@ -69,12 +69,10 @@ class ChromaSearcher:
         return getattr(self.embedder, "embed_query", self.embedder.embed)(photos)
 
     def identity(self, neighbours: list[Neighbour]) -> float:
-        """P(the top hit is the identical product), from its score and its lead over the next product."""
-        if not neighbours:
-            return 0.0
-        top = neighbours[0].similarity
-        runner_up = max((n.similarity for n in neighbours[1:]), default=0.0)
-        return self.model.identity_probability(top, top - runner_up)
+        """P(the top hit is the identical product) (`gate.identity` with this index's model)."""
+        from ipl_tools.gate import identity  # gate imports this module
+
+        return identity(self.model, neighbours)
 
     def _products(self, ranked: list[tuple[float, dict[str, Any]]], k: int, text: set[str]) -> list[Neighbour]:
         """Products ordered by image similarity with the OCR text match folded in; each keeps its image

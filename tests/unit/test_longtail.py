@@ -4,14 +4,11 @@ calibrations that count every class alike and see products the catalog lacks (nu
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from ipl_graph.evaluate import CONFIDENT, figures, longtail, reliability
 from ipl_graph.policies import Templates
-from ipl_tools import probe as probe_module
 from ipl_tools.health import health_lines
-from ipl_tools.learn import HeldOut, IndexModel, band, shares
-from ipl_tools.probe import fit_probe
+from ipl_tools.learn import IndexModel
 
 
 def catalog(sizes: dict[str, list[int]]) -> tuple[list[dict], list[dict]]:
@@ -62,58 +59,6 @@ def test_longtail_figures():
     assert report["n_queries"] == 6 and report["identical@1"] is None
     top = reliability([(0.95, True), (0.99, False), (0.5, True)])
     assert top[-1] == {"bin": [0.9, 1.0], "n": 2, "confidence": 0.97, "acc": 0.5} and CONFIDENT == 0.9
-
-
-def test_vote_is_normalised_by_the_photos_of_each_class():
-    hits = [(0.80, "Apple"), (0.80, "Apple"), (0.80, "Apple"), (0.82, "Tomato")]
-    assert max(shares(hits).items(), key=lambda kv: kv[1])[0] == "Apple"  # the majority class takes it
-    adjusted = shares(hits, photos={"Apple": 283, "Tomato": 1})
-    assert max(adjusted.items(), key=lambda kv: kv[1])[0] == "Tomato"
-    assert sum(adjusted.values()) == pytest.approx(1.0)
-    assert shares([(0.9, "Apple"), (0.9, None)], photos={"Apple": 4})["Apple"] == pytest.approx(0.5)
-
-
-def imbalanced(seed: int, head: int, tail: int, dim: int = 48):
-    rng = np.random.default_rng(seed)
-    centres = rng.standard_normal((5, dim))
-    counts = [head] + [tail] * 4
-    x = np.concatenate([c + 1.6 * rng.standard_normal((n, dim)) for c, n in zip(centres, counts, strict=True)])
-    y = np.repeat(np.arange(5), counts)
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), y
-
-
-def test_probe_adjusts_for_the_class_prior(monkeypatch):
-    x, y = imbalanced(0, head=300, tail=6)
-    test_x, test_y = imbalanced(0, head=0, tail=40)  # same centres, new photos of the rare classes only
-
-    def rare_recall() -> float:
-        probe = fit_probe(x, [f"c{c}" for c in y])
-        predicted = np.array(probe.classes)[probe.probabilities(test_x).argmax(1)]
-        return float((predicted == np.array([f"c{c}" for c in test_y])).mean())
-
-    adjusted = rare_recall()
-    monkeypatch.setattr(probe_module, "PRIOR_ADJUST", 0.0)
-    assert adjusted > rare_recall() + 0.05
-
-
-def test_held_out_cases_count_every_class_alike_and_the_open_set_at_its_prior():
-    from ipl_tools.learn import OPEN_PRIOR
-
-    cases = HeldOut()
-    for _ in range(100):
-        cases.add([0.9], True, 100)  # the head: 100 held-out photos of a class with 100 photos
-    cases.add([0.9], False, 1)  # one photo of a class with one
-    cases.add([0.9], False, 50, is_open=True)
-    w = cases.weights()
-    assert w[:100].sum() == pytest.approx(w[100])  # the head class weighs what the single photo does
-    assert w[101] / w.sum() == pytest.approx(OPEN_PRIOR)
-    assert cases.accuracy() == pytest.approx(100 / 101) and cases.bands() == {
-        "1-3": {"n": 1, "acc": 0.0}, "51+": {"n": 100, "acc": 1.0}}
-    assert [band(n) for n in (0, 1, 3, 4, 11, 51)] == ["0", "1-3", "1-3", "4-10", "11-50", "51+"]
-    # a head class that wins every vote is right for itself only: sure votes are not sure any more
-    from ipl_tools.learn import logistic
-
-    assert logistic(cases.fit(), 0.9) < 0.6
 
 
 def test_health_names_the_classes_with_too_few_photos():
