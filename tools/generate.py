@@ -65,7 +65,8 @@ def facts_of(state: State, policy: Policy | None = None) -> dict[str, Any]:
 
 def thing_word(state: State, policy: Policy) -> str | None:
     """The word for the thing: the category the text may name, else the word the top catalog hits
-    share (their categories, then their names), never a brand; None when nothing offers one."""
+    share (their categories, their names, then their category paths: 'Vegetables' for an unsure
+    root), never a brand or an unnamed section; None when nothing offers one."""
     named = named_category(state, policy)
     if named:
         return named
@@ -74,7 +75,8 @@ def thing_word(state: State, policy: Policy) -> str | None:
     brands = [b for n in top if (b := (n.get("attributes") or {}).get("Brand"))]
     unnamed = [c for c in policy.generation.unnamed_categories]
     return (shared_word([n.get("category") or "" for n in top], least, unnamed)
-            or shared_word([n.get("title") or "" for n in top], least, [*brands, *unnamed]))
+            or shared_word([n.get("title") or "" for n in top], least, [*brands, *unnamed])
+            or shared_word([" ".join(n.get("category_path") or []) for n in top], least, unnamed))
 
 
 def reference_sentence(state: State) -> str | None:
