@@ -14,8 +14,8 @@ from PIL import Image
 from helpers import QUERIES, SAMPLE
 
 IPL = [sys.executable, "-m", "ipl_graph.cli"]
-KEYS = {"category", "category_confidence", "screened", "attributes", "evidence", "title", "description", "references",
-        "degraded", "safety", "price"}
+KEYS = {"category", "category_confidence", "screened", "quality", "attributes", "evidence", "title", "description",
+        "references", "degraded", "safety", "price"}
 
 
 def ipl(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -27,6 +27,7 @@ def test_list_json_gives_the_whole_listing(sample_index):
     assert out.returncode == 0, out.stderr
     listing = json.loads(out.stdout)
     assert set(listing) == KEYS
+    assert 0 < listing["quality"]["score"] <= 100 and listing["quality"]["tips"]
     assert listing["category"] == "Banana" and "very ripe" in listing["description"]
     assert set(listing["attributes"]) == set(listing["evidence"])
 
