@@ -80,11 +80,12 @@ def thing_word(state: State, policy: Policy) -> str | None:
 
 
 def reference_sentence(state: State) -> str | None:
-    """The trusted reference's own first sentence about the product, in its words (moderation then
-    checks it against the evidence like any other)."""
+    """The trusted reference's own first sentence about the product, in its words and only in the
+    listing's language (moderation then checks it against the evidence like any other)."""
     for ref in state.trusted[:1]:
         first = re.split(r"(?<=[.!?。！？])\s*", (ref.get("description") or "").strip())[0]
-        if 20 <= len(first) <= 200:
+        chinese = re.search(r"[\u3400-\u9fff]", first) is not None
+        if 20 <= len(first) <= 200 and chinese == (state.lang == "zh"):
             return first
     return None
 

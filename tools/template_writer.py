@@ -143,7 +143,7 @@ def _sentence(step: str, facts: dict[str, Any], note: dict[str, list[str]], zh: 
     if step == "thing":
         opening = pick("opening") if zh and (facts.get("voice") or {}).get("opening") else None
         thing = compose_title({**facts, "note": {}}) if zh else _en_thing(facts)
-        return f"{opening}，{pick('thing', thing=thing)}" if opening else pick("thing", thing=thing)
+        return f"{opening}，{thing}。" if opening else pick("thing", thing=thing)  # the opening says it is for sale
     if step == "attributes":
         return _zh_details(attrs, facts) if zh else _en_details(attrs, facts)
     if step == "reference":

@@ -94,10 +94,7 @@ class CatalogView:
         neighbours = [neighbour(m["listing_id"], s, m) for s, m in aggregate(hits, product_of)[:TOP_K]]
         model = self.model
         prior = model.distribution("category", vectors) if model.blends_category else None
-        guess = KnnVote().categorize(
-            neighbours, 0.0, model.category_confidence, prior, model.category_probe_weight,
-            model.report.get("photos_per", {}).get("category"),
-        )
+        guess = KnnVote().categorize(neighbours, 0.0, model.category_confidence, prior, model.category_probe_weight)
         return Look(guess.name or guess.runner_up, guess.confidence, self._references(row, neighbours))
 
     def _references(self, row: dict[str, Any], neighbours: list[Neighbour]) -> list[Neighbour]:
