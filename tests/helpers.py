@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 from langgraph.runtime import Runtime
 
@@ -35,3 +40,30 @@ def write_policy(tmp_path: Path, **changes: dict) -> str:
     path = tmp_path / "policy.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
     return str(path)
+
+
+@contextlib.contextmanager
+def ipl_server(index: str, log_path: Path, *args: str, env: dict[str, str] | None = None) -> Iterator[tuple[str, IO]]:
+    """`ipl serve` on a free port with `index` and `args` for the block: (its URL, its log, open for
+    reading). Fails the test with the log's tail if it does not start; stopped with its process group."""
+    import pytest
+
+    from ipl_graph.serve import free_port, stop, wait_until_up
+
+    port = free_port()
+    with open(log_path, "w+") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "ipl_graph.cli", "serve", "--port", str(port), "--index", index,
+             "--config", str(ROOT / "langgraph.json"), *args],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            try:
+                wait_until_up(url, process, 90)
+            except (RuntimeError, TimeoutError):
+                log.seek(0)
+                pytest.fail(f"ipl serve did not start:\n{log.read()[-3000:]}")
+            yield url, log
+        finally:
+            stop(process)

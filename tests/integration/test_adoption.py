@@ -4,17 +4,15 @@ edits through the same route the page uses, then measured from the server's thre
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
-from helpers import QUERIES, ROOT
+from helpers import QUERIES, ipl_server
 from ipl_graph.adoption import Pair, adoption, edit_distance, kept
 from ipl_graph.cli import main
-from ipl_graph.serve import free_port, stop, wait_until_up
+from ipl_graph.serve import free_port
 
 PHOTOS = ["Banana_001.jpg", "Arla-Standard-Milk_001.jpg", "Bravo-Apple-Juice_001.jpg", "Oatly-Oat-Milk_001.jpg"]
 
@@ -30,24 +28,8 @@ def test_kept_and_edit_distance():
 
 @pytest.fixture(scope="module")
 def server(sample_index, tmp_path_factory) -> Iterator[str]:
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("server") / "server.log", "w+")  # noqa: SIM115 - read on failure
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ipl_graph.cli", "serve", "--port", str(port), "--index", sample_index,
-         "--config", str(ROOT / "langgraph.json")],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_up(url, process, 90)
-        except (RuntimeError, TimeoutError):
-            log.seek(0)
-            pytest.fail(f"ipl serve did not start:\n{log.read()[-3000:]}")
+    with ipl_server(sample_index, tmp_path_factory.mktemp("server") / "server.log") as (url, _):
         yield url
-    finally:
-        stop(process)
-        log.close()
 
 
 def list_and_save(http: httpx.Client, photo: str, edit) -> dict:

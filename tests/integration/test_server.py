@@ -8,8 +8,6 @@ from __future__ import annotations
 import base64
 import io
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import httpx
@@ -20,11 +18,10 @@ from langgraph.types import Command
 from langgraph_sdk import get_sync_client
 from PIL import Image
 
-from helpers import QUERIES, ROOT, SAMPLE, runtime
+from helpers import QUERIES, SAMPLE, ipl_server, runtime
 from ipl_graph.cli import main
 from ipl_graph.context import Context
 from ipl_graph.graph import builder, route_after_confirm_attributes, route_after_extract_attributes
-from ipl_graph.serve import free_port, stop, wait_until_up
 from ipl_graph.state import State
 
 JUICE = QUERIES / "Bravo-Apple-Juice_001.jpg"
@@ -38,24 +35,9 @@ NODES = ["check_safety", "categorize", "search_similar", "gate_matches", "extrac
 @pytest.fixture(scope="module")
 def server(sample_index, tmp_path_factory) -> Iterator[str]:
     """`ipl serve` on a free port with the sample index, stopped (with its process group) after the module."""
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("server") / "server.log", "w+")  # noqa: SIM115 - read on failure
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ipl_graph.cli", "serve", "--port", str(port), "--index", sample_index,
-         "--config", str(ROOT / "langgraph.json"), "--photos-dir", str(SAMPLE)],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_up(url, process, 90)
-        except (RuntimeError, TimeoutError):
-            log.seek(0)
-            pytest.fail(f"ipl serve did not start:\n{log.read()[-3000:]}")
+    with ipl_server(sample_index, tmp_path_factory.mktemp("server") / "server.log", "--photos-dir", str(SAMPLE)) as (
+            url, _):
         yield url
-    finally:
-        stop(process)
-        log.close()
 
 
 @pytest.fixture(scope="module")

@@ -15,8 +15,6 @@ import json
 import os
 import shutil
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -28,9 +26,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from helpers import QUERIES, ROOT
+from helpers import QUERIES, ROOT, ipl_server
 from ipl_graph.cli import main
-from ipl_graph.serve import free_port, stop, wait_until_up
 
 TOKEN = "ipl-test-token-7f3a"
 KEY = "sk-ipl-test-key-that-must-not-leave"
@@ -84,27 +81,12 @@ def listener() -> Iterator[Listener]:
 
 @pytest.fixture(scope="module")
 def server(sample_index, photos_dir, tmp_path_factory) -> Iterator[str]:
-    port = free_port()
-    log = open(tmp_path_factory.mktemp("trust") / "server.log", "w+")  # noqa: SIM115 - read on failure
     env = {**os.environ, "IPL_TOKEN": TOKEN, "OPENAI_API_KEY": KEY}  # the child's, not this process's
-    process = subprocess.Popen(
-        [sys.executable, "-m", "ipl_graph.cli", "serve", "--port", str(port), "--index", sample_index,
-         "--config", str(ROOT / "langgraph.json"), "--photos-dir", str(photos_dir)],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_until_up(url, process, 90)
-        except (RuntimeError, TimeoutError):
-            log.seek(0)
-            pytest.fail(f"ipl serve did not start:\n{log.read()[-3000:]}")
+    log_path = tmp_path_factory.mktemp("trust") / "server.log"
+    with ipl_server(sample_index, log_path, "--photos-dir", str(photos_dir), env=env) as (url, log):
         yield url
-    finally:
-        stop(process)
         log.seek(0)
         assert "Traceback" not in log.read()  # every refusal above was a 4xx, not a crash
-        log.close()
 
 
 @pytest.fixture(scope="module")
