@@ -52,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
                        " (default: none; clients upload)")
     serve.add_argument("--token", default="",
                        help="bearer token clients must send (default: $IPL_TOKEN; none: no authentication)")
+    serve.add_argument("--data", default="", help="folder that keeps threads, runs and uploaded photos across"
+                       " restarts (default: none; they end with the server)")
 
     adopt = sub.add_parser("adoption", help="how much of the generated listings sellers kept (a running ipl serve)")
     adopt.add_argument("--url", default="http://127.0.0.1:8123", help="the server (default: http://127.0.0.1:8123)")
@@ -198,7 +200,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     return serve(args.port, Settings(
         index=args.index, policy=args.policy, generator=args.generator, model=args.model, base_url=args.base_url,
-        photos_dir=args.photos_dir, token=args.token, host=args.host, config=args.config,
+        photos_dir=args.photos_dir, token=args.token, host=args.host, config=args.config, data=args.data,
     ))
 
 

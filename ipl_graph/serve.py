@@ -3,8 +3,12 @@
 It runs `langgraph dev --no-browser --no-reload` (the in-memory server: threads, runs, streaming and a
 checkpointer for the confirmation step) with the settings that keep it from calling home. It runs in
 a temporary folder, where the dev server keeps its files and this server's photo store, so nothing
-outlives it. What a run may not choose (index, policy, generator, model, base URL, the folder of
-photos clients may name, the access token) is the server's configuration: `Settings`, handed to the
+outlives it; with `--data DIR` it runs in DIR instead, where the in-memory runtime's own persistence
+(`.langgraph_api/`, flushed every 10 s and on a clean stop) keeps threads, runs and checkpoints, and
+the photos they name, across a restart. One server at a time uses a DIR (a lock file in it).
+
+What a run may not choose (index, policy, generator, model, base URL, the folder of photos clients
+may name, the access token) is the server's configuration: `Settings`, handed to the
 server process as IPL_* environment variables. Off loopback a token is required. `running()` starts
 one for tests and scripts and always stops it.
 """
@@ -13,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import fcntl
 import ipaddress
 import os
 import signal
@@ -37,6 +42,8 @@ INDEX_ENV = CONTEXT_ENV["index_dir"]
 PHOTOS_DIR_ENV = "IPL_PHOTOS_DIR"  # a folder of the server's whose photos clients may name
 STORE_ENV = "IPL_PHOTO_STORE"  # where uploads and data URLs are kept
 TOKEN_ENV = "IPL_TOKEN"  # the bearer token clients must send; none: no authentication
+PERSISTENCE_ENV = "LANGGRAPH_DISABLE_FILE_PERSISTENCE"  # the in-memory runtime's switch for its pickle files
+DATA_LOCK = "ipl-serve.lock"
 
 
 @dataclasses.dataclass(kw_only=True)
@@ -52,6 +59,9 @@ class Settings:
     token: str = ""
     host: str = HOST
     config: str = "langgraph.json"
+    data: str = ""
+    """Folder that keeps threads, runs, checkpoints and uploaded photos across restarts; none: a
+    temporary one, removed on exit."""
 
     def check(self) -> None:
         """One-line UserErrors for settings that cannot serve, before anything starts."""
@@ -63,6 +73,8 @@ class Settings:
                             f" (--token or {TOKEN_ENV})")
         if self.photos_dir and not Path(self.photos_dir).expanduser().is_dir():
             raise UserError(f"--photos-dir {self.photos_dir}: no such folder")
+        if self.data and Path(self.data).expanduser().exists() and not Path(self.data).expanduser().is_dir():
+            raise UserError(f"--data {self.data}: not a folder")
         load_policy(self.policy)
         known = plugins.factories("generator")  # names only: a model loads on the first run, not here
         if self.generator not in known:
@@ -97,6 +109,8 @@ def environment(settings: Settings, workdir: str) -> dict[str, str]:
         STORE_ENV: str(Path(workdir) / "photos"),
         TOKEN_ENV: settings.token,
     })
+    if settings.data:  # persistence is what --data is for: an inherited switch must not turn it off
+        env[PERSISTENCE_ENV] = "false"
     policy = Path(settings.policy).expanduser()
     if policy.suffix in {".yaml", ".yml"}:  # the server runs in its own folder
         env[CONTEXT_ENV["policy"]] = str(policy.resolve())
@@ -126,8 +140,9 @@ def serve(port: int, settings: Settings) -> int:
         print(f"ipl: note: no index at {settings.index} yet (build one with `ipl index`)", file=sys.stderr)
     where = f"http://{settings.host}:{port}"
     print(f"IPL on {where}  (seller page: {where}/ipl/{'#token=…' if settings.token else ''}, index: "
-          f"{settings.index}, generator: {settings.generator})", file=sys.stderr, flush=True)
-    with tempfile.TemporaryDirectory(prefix="ipl-serve-") as workdir, \
+          f"{settings.index}, generator: {settings.generator}, threads: {settings.data or 'in memory only'})",
+          file=sys.stderr, flush=True)
+    with workfolder(settings.data) as workdir, \
             subprocess.Popen(command(path, port, settings.host), cwd=workdir,
                              env=environment(settings, workdir)) as server:
         signal.signal(signal.SIGTERM, lambda signum, frame: server.terminate())
@@ -137,6 +152,24 @@ def serve(port: int, settings: Settings) -> int:
             server.send_signal(signal.SIGINT)
             server.wait(timeout=10)
             return 130
+
+
+@contextlib.contextmanager
+def workfolder(data: str) -> Iterator[str]:
+    """The server's working folder: `data`, created if need be and locked for the block (one server
+    at a time keeps its threads there), or a temporary one removed after it."""
+    if not data:
+        with tempfile.TemporaryDirectory(prefix="ipl-serve-") as workdir:
+            yield workdir
+        return
+    folder = Path(data).expanduser().resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / DATA_LOCK).open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(f"--data {data}: another `ipl serve` is using it") from None
+        yield str(folder)
 
 
 def wait_until_up(url: str, server: subprocess.Popen, timeout_s: float) -> None:
@@ -161,17 +194,16 @@ def running(index: str, port: int | None = None, config: str = "langgraph.json",
     chosen = Settings(index=index, config=config, **settings)
     path = find_config(config)
     port = port or free_port()
-    workdir = tempfile.TemporaryDirectory(prefix="ipl-serve-")
-    server = subprocess.Popen(command(path, port, chosen.host), cwd=workdir.name,
-                              env=environment(chosen, workdir.name), start_new_session=True,
-                              stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://{HOST}:{port}"
-        wait_until_up(url, server, timeout_s)
-        yield url
-    finally:
-        stop(server, grace_s=10)
-        workdir.cleanup()
+    with workfolder(chosen.data) as workdir:
+        server = subprocess.Popen(command(path, port, chosen.host), cwd=workdir,
+                                  env=environment(chosen, workdir), start_new_session=True,
+                                  stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        try:
+            url = f"http://{HOST}:{port}"
+            wait_until_up(url, server, timeout_s)
+            yield url
+        finally:
+            stop(server, grace_s=10)
 
 
 def stop(process: subprocess.Popen, grace_s: float = 15.0) -> None:
