@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ipl_graph.errors import IndexDamagedError, IndexMissingError, PhotoError, UserError
+from ipl_graph.lean import JSONSCHEMA_EXTRAS, without
 from ipl_graph.schemas import Neighbour, Photo
 from ipl_tools.learn import MODEL_FILE, IndexModel, Records, as_records
 from ipl_tools.learn import fit as learn_fit
@@ -171,7 +172,8 @@ class Catalog:
     only read: the model is never fitted, no collection is created."""
 
     def __init__(self, directory: str | Path, embedder: str = "efficientnet-lite0", create: bool = False):
-        import chromadb
+        with without(*JSONSCHEMA_EXTRAS):  # seconds of an unused grammar (ipl_graph.lean)
+            import chromadb
         from chromadb.api.shared_system_client import SharedSystemClient
         from chromadb.config import Settings
         from chromadb.errors import ChromaError

@@ -1,0 +1,42 @@
+"""ipl_graph.lean: optional imports blocked for one import, and the Guard and Chroma built without them."""
+
+import subprocess
+import sys
+
+import pytest
+
+from ipl_graph.lean import without
+
+
+def test_without_blocks_a_module_for_the_block_only():
+    name = "colorsys"
+    sys.modules.pop(name, None)
+    with without(name), pytest.raises(ImportError):
+        import colorsys  # noqa: F401
+    import colorsys  # noqa: F401, F811 - importable again after the block
+
+    assert sys.modules[name] is not None
+
+
+def test_without_leaves_an_imported_module_alone():
+    import json
+
+    with without("json"):
+        import json as again
+    assert again is json
+
+
+def test_guard_and_catalog_import_without_the_extras(tmp_path):
+    code = (
+        "import sys\n"
+        "from ipl_tools.moderation import guard\n"
+        "from ipl_tools.index import Catalog\n"
+        "from ipl_graph.policies import load_policy\n"
+        "from ipl_tools.moderation import first_violation\n"
+        f"Catalog({str(tmp_path)!r}, create=True)\n"
+        "guard()\n"
+        "print(first_violation('Call me on 555 123 4567.', load_policy()) is not None,"
+        " 'nltk' in sys.modules, 'rfc3987_syntax' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.split() == ["True", "False", "False"]
