@@ -32,6 +32,10 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--model", default="", help="model path or name for --generator transformers/openai")
     listing.add_argument("--base-url", default="", help="OpenAI-compatible server URL for --generator openai")
     listing.add_argument("--timeout", type=float, default=60.0, help="seconds before a manual draft")
+    listing.add_argument("--embedder", default="efficientnet-lite0",
+                         help="image embedder the index was built with (default: efficientnet-lite0)")
+    listing.add_argument("--no-worker", action="store_true",
+                         help="list in this process, not in the warm background worker (ipl_graph.worker)")
 
     mine = sub.add_parser("mine-templates", help="mine per-category attribute templates into a policy file")
     mine.add_argument("listings", nargs="+")
@@ -140,7 +144,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         raise UserError(f"--hint: {len(args.hint)} characters is over the limit of {most}; say it in fewer words")
     context = Context(
         index_dir=args.index, policy=args.policy, generator=args.generator, model=args.model,
-        base_url=args.base_url, generate_timeout_s=args.timeout,
+        base_url=args.base_url, generate_timeout_s=args.timeout, embedder=args.embedder,
     )
     inputs = InputState(photos=args.photos, hint=args.hint, lang=args.lang)
     final: dict[str, Any] = {}
@@ -264,10 +268,20 @@ COMMANDS = {
 }
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, worker: bool | None = None) -> int:
+    """Run one command. The `ipl` command (no argv given) sends `ipl list` with the template writer
+    to the warm worker (`ipl_graph.worker`); `main(argv)` from Python runs everything here."""
     offline.apply()
     args = _parser().parse_args(argv)
+    if worker is None:
+        worker = argv is None
     try:
+        if worker and args.command == "list" and args.generator == "template" and not args.no_worker:
+            from ipl_graph import worker as warm
+
+            code = warm.run_list(sys.argv[1:], sys.stdout, sys.stderr)
+            if code is not None:
+                return code
         return COMMANDS[args.command](args)
     except UserError as exc:
         print(f"ipl: error: {exc}", file=sys.stderr)
@@ -277,4 +291,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
