@@ -18,12 +18,13 @@ def _parser() -> argparse.ArgumentParser:
 
     index = sub.add_parser("index", help="add catalog listings (JSONL) to the index")
     index.add_argument("listings")
-    index.add_argument("--index", default=".ipl-index", help="index folder (default: .ipl-index)")
+    index.add_argument("--index", default=".ipl-index", help="index folder (default: .ipl-index) or Chroma server URL,"
+                       " http://HOST:PORT[?collection=NAME&tenant=T&database=D]")
     index.add_argument("--policy", default="default", help="policy whose rules quarantine catalog rows")
 
     listing = sub.add_parser("list", help="write a listing for photos of one item")
     listing.add_argument("photos", nargs="+", metavar="PHOTO")
-    listing.add_argument("--index", default=".ipl-index")
+    listing.add_argument("--index", default=".ipl-index", help="index folder or Chroma server URL")
     listing.add_argument("--hint", default="", help="what you'd tell a buyer, e.g. 'barely used'")
     listing.add_argument("--lang", choices=["en", "zh"], default="en")
     listing.add_argument("--json", action="store_true", help="print the listing as one JSON object")
@@ -46,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1; others"
                        " need --token)")
     serve.add_argument("--port", type=int, default=8123, help="port (default: 8123)")
-    serve.add_argument("--index", default=".ipl-index", help="index folder every run uses")
+    serve.add_argument("--index", default=".ipl-index", help="index folder or Chroma server URL every run uses")
     serve.add_argument("--config", default="langgraph.json", help="LangGraph config (default: langgraph.json)")
     serve.add_argument("--policy", default="default", help="policy every run uses")
     serve.add_argument("--generator", default="template", help="generator every run uses")
@@ -66,7 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("eval", help="measure the EVAL.md figures: index a catalog, list its query rows")
     ev.add_argument("--catalog", required=True, help="listings JSONL whose catalog rows are indexed")
     ev.add_argument("--queries", help="listings JSONL whose query rows are listed (default: --catalog)")
-    ev.add_argument("--index", help="index folder to build or reuse (default: a fresh temporary one)")
+    ev.add_argument("--index", help="index folder or Chroma server URL to build or reuse (default: a fresh"
+                    " temporary folder)")
     ev.add_argument("--limit", type=int, help="list only the first N query rows")
     ev.add_argument("--ablation", action="store_true", help="add the seed's Table 7 rows under 'ablation'")
     ev.add_argument("--policy", default="default")

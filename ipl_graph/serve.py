@@ -81,6 +81,11 @@ class Settings:
             raise UserError(f"--generator {self.generator!r} is unknown; known: {', '.join(sorted(known))}")
 
 
+def is_url(index: str) -> bool:
+    """Whether an index is on a Chroma server (`ipl_tools.chroma_server`) rather than in a folder."""
+    return index.startswith(("http://", "https://"))
+
+
 def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -100,7 +105,7 @@ def environment(settings: Settings, workdir: str) -> dict[str, str]:
     which nothing inherited overrides (a stray IPL_BASE_URL must not redirect the server)."""
     env = {**offline.DEFAULTS, **os.environ}
     env.update({
-        INDEX_ENV: str(Path(settings.index).expanduser().resolve()),
+        INDEX_ENV: settings.index if is_url(settings.index) else str(Path(settings.index).expanduser().resolve()),
         CONTEXT_ENV["policy"]: settings.policy,
         CONTEXT_ENV["generator"]: settings.generator,
         CONTEXT_ENV["model"]: settings.model,
@@ -136,7 +141,7 @@ def serve(port: int, settings: Settings) -> int:
     path = find_config(settings.config)
     settings = dataclasses.replace(settings, token=settings.token or os.environ.get(TOKEN_ENV, ""))
     settings.check()
-    if not Path(settings.index).expanduser().is_dir():
+    if not is_url(settings.index) and not Path(settings.index).expanduser().is_dir():
         print(f"ipl: note: no index at {settings.index} yet (build one with `ipl index`)", file=sys.stderr)
     where = f"http://{settings.host}:{port}"
     print(f"IPL on {where}  (seller page: {where}/ipl/{'#token=…' if settings.token else ''}, index: "

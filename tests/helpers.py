@@ -67,3 +67,37 @@ def ipl_server(index: str, log_path: Path, *args: str, env: dict[str, str] | Non
             yield url, log
         finally:
             stop(process)
+
+
+@contextlib.contextmanager
+def chroma_server(path: Path, log_path: Path) -> Iterator[str]:
+    """A real Chroma server (`chroma run`, from the chromadb package) keeping its data in `path`, on a
+    free loopback port for the block: yields its URL. Stopped with its process group."""
+    import time
+    import urllib.request
+
+    import pytest
+
+    from ipl_graph.serve import free_port, stop
+
+    port = free_port()
+    with open(log_path, "w+") as log:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).with_name("chroma")), "run", "--path", str(path), "--host", "127.0.0.1",
+             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        try:
+            url = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    with urllib.request.urlopen(f"{url}/api/v2/heartbeat", timeout=2):
+                        break
+                except OSError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        log.seek(0)
+                        pytest.fail(f"chroma run did not start:\n{log.read()[-3000:]}")
+                    time.sleep(0.2)
+            yield url
+        finally:
+            stop(process)

@@ -11,6 +11,9 @@ collection uses, go after the swap. Readers (`ipl list`, the server) never fit: 
 file, query the collection it names, and read the file again once if a refit swapped that
 collection away meanwhile. A model that does not match the catalog (a fit that was killed) is an
 error that names `ipl index`, which finishes it.
+
+`--index http://HOST:PORT[?collection=...]` puts the same collections on a Chroma server, with the
+model and the write lock beside them there (`ipl_tools.chroma_server`); the folder is the default.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ import numpy as np
 from ipl_graph.errors import IndexDamagedError, IndexMissingError, PhotoError, UserError
 from ipl_graph.lean import JSONSCHEMA_EXTRAS, without
 from ipl_graph.schemas import Neighbour, Photo
+from ipl_tools.chroma_server import ServerIndex, ServerModelStore, connect, is_url
 from ipl_tools.learn import MODEL_FILE, IndexModel, Records, as_records
 from ipl_tools.learn import fit as learn_fit
 from ipl_tools.photos import resolve
@@ -169,17 +173,48 @@ class Catalog:
     """A persistent catalog index at `directory`: the `listings` collection holds one raw vector per
     catalog photo; a `learned-<n>` collection the same photos in the projection the index learned
     from its catalog (`ipl_tools.learn`), named by the model file. Opened with `create=False` it is
-    only read: the model is never fitted, no collection is created."""
+    only read: the model is never fitted, no collection is created. `directory` may be a Chroma
+    server's URL instead (`ipl_tools.chroma_server`)."""
 
     def __init__(self, directory: str | Path, embedder: str = "efficientnet-lite0", create: bool = False):
+        self.embedder = embedder
+        self.server: ServerModelStore | None = None
+        self._model: IndexModel | None = None
+        self._model_stamp: Any = None
+        self._location = str(directory) if is_url(directory) else str(Path(directory))
+        if is_url(directory):
+            self._open_server(ServerIndex.parse(str(directory)), create)
+            return
+        self.names = (COLLECTION, LEARNED)
+        self._open_folder(Path(directory), create)
+
+    @property
+    def location(self) -> str:
+        """The folder or the server's URL, as the user gave it."""
+        return self._location
+
+    def _open_server(self, where: ServerIndex, create: bool) -> None:
+        from chromadb.errors import NotFoundError
+
+        self.names = (where.collection, where.learned)
+        self.client = connect(where, create)
+        with self._reading():
+            self.collection = self._collection(where.collection) if create else self._existing(where.collection)
+            try:
+                models = self._collection(where.model) if create else self._existing(where.model)
+            except NotFoundError:
+                raise IndexDamagedError(f"the index at {where.url} has no learned model: run `ipl index"
+                                        f" LISTINGS.jsonl --index {where.url}` to fit it") from None
+        self.server = ServerModelStore(where, models)
+
+    def _open_folder(self, directory: Path, create: bool) -> None:
         with without(*JSONSCHEMA_EXTRAS):  # seconds of an unused grammar (ipl_graph.lean)
             import chromadb
         from chromadb.api.shared_system_client import SharedSystemClient
         from chromadb.config import Settings
         from chromadb.errors import ChromaError
 
-        self.directory = Path(directory)
-        self.embedder = embedder
+        self.directory = directory
         database = self.directory / "chroma.sqlite3"
         if not create and not database.exists():
             raise IndexMissingError(
@@ -200,8 +235,6 @@ class Catalog:
                 SharedSystemClient._identifier_to_system.pop(str(self.directory), None)
                 raise
             self.collection = self._collection(COLLECTION) if create else self._existing(COLLECTION)
-        self._model: IndexModel | None = None
-        self._model_stamp: tuple[int, int, int] | None = None
 
     def _collection(self, name: str):
         return self.client.get_or_create_collection(
@@ -216,13 +249,16 @@ class Catalog:
         try:
             return self.client.get_collection(name, embedding_function=embedding_function(self.embedder))  # type: ignore[arg-type]
         except NotFoundError:
-            if name == COLLECTION:
+            if name == self.names[0]:
                 raise IndexMissingError(
-                    f"the catalog index at {self.directory} is empty; add listings with `ipl index`"
+                    f"the catalog index at {self.location} is empty; add listings with `ipl index`"
                 ) from None
             raise
 
     def _damaged(self, why: str) -> str:
+        if is_url(self.location):
+            return (f"the catalog index at {self.location} cannot be read ({why}): is the Chroma server up? Else delete"
+                    f" its collections and build it again with `ipl index LISTINGS.jsonl --index {self.location}`")
         return (
             f"the catalog index at {self.directory} cannot be read ({why}): move it away and build it again with"
             f" `ipl index LISTINGS.jsonl --index {self.directory}`"
@@ -230,14 +266,16 @@ class Catalog:
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[None]:
-        """Chroma's errors on a damaged database as one line that names the fix."""
+        """Chroma's errors on a damaged database, or a server that stopped answering, as one line that
+        names the fix."""
+        import httpx
         from chromadb.errors import ChromaError, NotFoundError
 
         try:
             yield
         except NotFoundError:
             raise
-        except ChromaError as exc:
+        except (ChromaError, httpx.TransportError) as exc:
             why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise IndexDamagedError(self._damaged(why)) from None
 
@@ -256,13 +294,20 @@ class Catalog:
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        """The index folder's write lock (released by the system if the writer dies)."""
+        """The index folder's write lock (released by the system if the writer dies), or the server's lease."""
+        if self.server:
+            with self._reading(), self.server.locked():
+                yield
+            return
         with (self.directory / LOCK_FILE).open("a") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             yield
 
     def _writer_active(self) -> bool:
         """Whether a writer holds the folder's lock now (tested without writing anything)."""
+        if self.server:
+            with self._reading():
+                return self.server.writer_active()
         try:
             fd = os.open(self.directory / LOCK_FILE, os.O_RDONLY)
         except FileNotFoundError:
@@ -349,7 +394,7 @@ class Catalog:
         """Whether the saved model is missing, unreadable, of another format, fitted on another
         catalog (a fit that did not finish) or without its collection."""
         try:
-            model = IndexModel.load(self.directory)
+            model = self._load_model()
         except MODEL_ERRORS:
             return True
         return model is None or model.count != self.count() or model.collection not in self._learned_names()
@@ -357,7 +402,14 @@ class Catalog:
     def _learned_names(self) -> list[str]:
         with self._reading():
             names = [c.name for c in self.client.list_collections()]
-        return [n for n in names if n == LEARNED or re.fullmatch(rf"{LEARNED}-\d+", n)]
+        prefix = re.escape(self.names[1])
+        return [n for n in names if re.fullmatch(rf"{prefix}-\d+", n) or (n == LEARNED and not self.server)]
+
+    def _load_model(self) -> IndexModel | None:
+        if self.server:
+            with self._reading():
+                return self.server.load()
+        return IndexModel.load(self.directory)
 
     # --- what the index learned from its catalog -------------------------------------------------
 
@@ -384,10 +436,11 @@ class Catalog:
         the collections and segment folders it replaced. The caller holds the lock."""
         records = self.records()
         if not len(records.vectors):
-            raise IndexMissingError(f"the catalog index at {self.directory} is empty; add listings with `ipl index`")
+            raise IndexMissingError(f"the catalog index at {self.location} is empty; add listings with `ipl index`")
         model = learn_fit(records)
         before = self._learned_names()
-        model.collection = f"{LEARNED}-{1 + max((int(n.rsplit('-', 1)[1]) for n in before if '-' in n), default=0)}"
+        fits = (int(n.rsplit("-", 1)[1]) for n in before if n != LEARNED)
+        model.collection = f"{self.names[1]}-{1 + max(fits, default=0)}"
         projected = model.project(records.vectors)  # (N, d)
         with self._reading():
             learned = self._collection(model.collection)
@@ -395,11 +448,16 @@ class Catalog:
             for start in range(0, len(records.ids), step):
                 learned.add(ids=records.ids[start : start + step], embeddings=projected[start : start + step],
                             metadatas=records.metas[start : start + step])
-        model.save(self.directory)  # the swap: from here on readers go to the new collection
+        if self.server:  # the swap: from here on readers go to the new collection
+            with self._reading():
+                self.server.save(model)
+        else:
+            model.save(self.directory)
         with self._reading():
             for name in before:
                 self.client.delete_collection(name)
-        self._remove_orphan_segments()
+        if not self.server:  # the server keeps its own disk
+            self._remove_orphan_segments()
         self._model, self._model_stamp = model, self._stamp()
         return model
 
@@ -418,7 +476,10 @@ class Catalog:
 
     # --- reading ---------------------------------------------------------------------------------
 
-    def _stamp(self) -> tuple[int, int, int] | None:
+    def _stamp(self) -> Any:
+        if self.server:
+            with self._reading():
+                return self.server.stamp()
         try:
             st = (self.directory / MODEL_FILE).stat()
         except FileNotFoundError:
@@ -434,25 +495,25 @@ class Catalog:
         return self._model
 
     def _read_model(self) -> IndexModel:
-        path = self.directory / MODEL_FILE
-        fix = f"`ipl index LISTINGS.jsonl --index {self.directory}`"
+        path: Any = f"{self.location} ({self.server.where.model})" if self.server else self.directory / MODEL_FILE
+        fix = f"`ipl index LISTINGS.jsonl --index {self.location}`"
         try:
-            model = IndexModel.load(self.directory)
+            model = self._load_model()
         except MODEL_ERRORS as exc:
             raise IndexDamagedError(
                 f"the learned model {path} cannot be read ({type(exc).__name__}): run {fix} to fit it again"
             ) from None
-        if model is None and path.exists():
+        if model is None and not self.server and path.exists():
             raise IndexDamagedError(f"the learned model {path} was saved by another version: run {fix} to fit it again")
         if model is None:
             raise IndexDamagedError(
-                f"the index at {self.directory} has no learned model (an `ipl index` that did not finish): run {fix}"
+                f"the index at {self.location} has no learned model (an `ipl index` that did not finish): run {fix}"
                 " to finish it"
             )
         count = self.count()
         if model.count != count and not self._writer_active():
             raise IndexDamagedError(
-                f"the index at {self.directory} holds {count} photos and its learned model was fitted on {model.count}"
+                f"the index at {self.location} holds {count} photos and its learned model was fitted on {model.count}"
                 f" (an `ipl index` that did not finish): run {fix} to finish it"
             )
         return model  # while a writer is at work, the model it is replacing: whole, with its own collection
@@ -462,11 +523,11 @@ class Catalog:
         from chromadb.errors import ChromaError
 
         if self.count() == 0:
-            raise IndexMissingError(f"the catalog index at {self.directory} is empty; add listings with `ipl index`")
+            raise IndexMissingError(f"the catalog index at {self.location} is empty; add listings with `ipl index`")
         model = self.model()
         if vectors.shape[1] != model.mean.shape[0]:
             raise UserError(
-                f"the index at {self.directory} holds {model.mean.shape[0]}-d vectors and the embedder gives"
+                f"the index at {self.location} holds {model.mean.shape[0]}-d vectors and the embedder gives"
                 f" {vectors.shape[1]}-d: it was built by another version; index the catalog again into a new folder"
             )
         if not learned:
@@ -480,8 +541,8 @@ class Catalog:
                 return self._query(self._existing(model.collection), model.project(vectors), min(n, model.count))
             except ChromaError as exc:
                 raise IndexDamagedError(
-                    f"the learned collection {model.collection} of the index at {self.directory} cannot be read"
-                    f" ({type(exc).__name__}): run `ipl index LISTINGS.jsonl --index {self.directory}` to fit it again"
+                    f"the learned collection {model.collection} of the index at {self.location} cannot be read"
+                    f" ({type(exc).__name__}): run `ipl index LISTINGS.jsonl --index {self.location}` to fit it again"
                 ) from None
 
     def _query(self, collection, vectors: np.ndarray, n: int) -> list[list[tuple[float, dict[str, Any]]]]:
