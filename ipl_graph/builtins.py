@@ -15,7 +15,13 @@ def register_embedders(register: Register) -> None:
 
         return EfficientNetEmbedder()
 
+    def efficientnet_lite0_int8() -> Any:
+        from ipl_tools.embedding import Int8EfficientNetEmbedder
+
+        return Int8EfficientNetEmbedder()
+
     register("efficientnet-lite0", efficientnet_lite0)
+    register("efficientnet-lite0-int8", efficientnet_lite0_int8)
 
 
 @hookimpl

@@ -65,7 +65,9 @@ def folder() -> Path:
 
 def socket_path() -> Path:
     """This interpreter's, this code's and this environment's worker socket."""
-    env = {k: os.environ.get(k, "") for k in ENV_KEYS}
+    from ipl_graph.offline import DEFAULTS  # the CLI sets these: the same worker with or without them
+
+    env = {k: os.environ.get(k, DEFAULTS.get(k, "")) for k in ENV_KEYS}
     key = json.dumps([sys.executable, _source_stamp(), env, os.getuid()])
     return folder() / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.sock"
 

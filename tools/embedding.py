@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ipl_graph.errors import UserError
 from ipl_graph.schemas import Photo
 from ipl_tools.photos import load_rgb
 
@@ -115,6 +116,41 @@ def _onnx_path() -> Path:
     return base / "ipl" / "models" / f"efficientnet-lite0-{EXPORT_VERSION}.onnx"
 
 
+CALIBRATION = Path(__file__).resolve().parents[1] / "samples" / "grocery" / "images"
+"""Catalog photos the int8 model is calibrated on (the sample catalog of a source checkout)."""
+CALIBRATION_PHOTOS = 64
+"""Enough for stable activation ranges (MinMax); calibration takes ~10 s once."""
+
+
+def quantize(src: Path, dst: Path, photos: list[Path]) -> None:
+    """Static int8 quantization (ONNX Runtime, QOperator, per-channel weights) calibrated on `photos`.
+    The head conv and the poolings after it stay fp32: GeM's cube amplifies int8 error there
+    (cosine to fp32 0.89 with them quantized, 0.994 without); the rest runs ~2x faster on 2 cores."""
+    import onnx
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    pre, tmp = dst.with_suffix(f".{os.getpid()}.pre"), dst.with_suffix(f".{os.getpid()}.tmp")
+    quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+    nodes = list(onnx.load(str(pre)).graph.node)
+    head = max(i for i, n in enumerate(nodes) if n.op_type == "Conv")
+    batches = iter([{"x": preprocess(crop(load_rgb(str(p), str(p))))[None]} for p in photos])  # (1, 3, 224, 224)
+
+    class Reader(CalibrationDataReader):
+        def get_next(self) -> dict[str, np.ndarray] | None:
+            return next(batches, None)
+
+    try:
+        quantize_static(str(pre), str(tmp), Reader(), quant_format=QuantFormat.QOperator, per_channel=True,
+                        weight_type=QuantType.QInt8, activation_type=QuantType.QUInt8,
+                        nodes_to_exclude=[n.name for n in nodes[head:]])
+        tmp.replace(dst)
+    finally:
+        pre.unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
+
+
 class EfficientNetEmbedder:
     """`embed(photos) -> (N, 1776)` float32, L2-normalised; cached per photo hash."""
 
@@ -128,18 +164,24 @@ class EfficientNetEmbedder:
         self._cache_size = cache_size
         self._run = self._load()
 
-    def _load(self):
+    def _model_file(self) -> Path:
         path = _onnx_path()
+        if not path.exists():
+            self._export(path)
+        return path
+
+    def _load(self):
         try:
             import onnxruntime as ort
 
-            if not path.exists():
-                self._export(path)
+            path = self._model_file()
             opts = ort.SessionOptions()
             opts.intra_op_num_threads = self.threads
             opts.log_severity_level = 3
             session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
             return lambda x: session.run(None, {"x": x})
+        except UserError:
+            raise
         except Exception as exc:  # export needs onnxscript; eager torch always works
             log.warning("ONNX Runtime unavailable (%s); using eager PyTorch", exc)
             import torch
@@ -205,3 +247,21 @@ class EfficientNetEmbedder:
         plain = self.embed(photos)
         both = plain + np.stack([self._cache[key + p.sha256] for p in photos])
         return both / np.linalg.norm(both, axis=1, keepdims=True)
+
+
+class Int8EfficientNetEmbedder(EfficientNetEmbedder):
+    """The same network quantized to int8 (`quantize`), ~2x the photos a second on 2 CPU cores. Its
+    vectors are not the fp32 ones: an index is built and queried with one embedder."""
+
+    name = "efficientnet-lite0-int8"
+
+    def _model_file(self) -> Path:
+        path = _onnx_path().with_name(f"efficientnet-lite0-{EXPORT_VERSION}-int8.onnx")
+        if not path.exists():
+            photos = sorted(CALIBRATION.rglob("*.jpg"))
+            if not photos:
+                raise UserError(f"the int8 embedder is calibrated on the sample catalog photos in {CALIBRATION},"
+                                " which this installation lacks: use efficientnet-lite0")
+            step = max(1, len(photos) // CALIBRATION_PHOTOS)
+            quantize(super()._model_file(), path, photos[::step][:CALIBRATION_PHOTOS])
+        return path
