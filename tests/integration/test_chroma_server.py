@@ -43,8 +43,9 @@ def ipl_list(index: str, home) -> dict:
     """`ipl list --json` in a fresh process whose home (and working folder) is an empty folder."""
     home.mkdir()
     env = {**os.environ, "HOME": str(home)}
-    done = subprocess.run([sys.executable, "-m", "ipl_graph.cli", "list", *PAIR, "--index", index, "--json"],
-                          cwd=home, env=env, capture_output=True, text=True, timeout=300)
+    argv = ["list", *PAIR, "--index", index, "--json", "--no-worker"]  # no warm worker outlives the test
+    done = subprocess.run([sys.executable, "-m", "ipl_graph.cli", *argv], cwd=home, env=env, capture_output=True,
+                          text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout)
 
