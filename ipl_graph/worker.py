@@ -4,7 +4,7 @@ A listing takes a fraction of a second; importing LangGraph, Chroma and guardrai
 OCR, nudity and image models takes seconds. The `ipl` command therefore sends `ipl list` to a worker
 process over a Unix socket, and starts one when none answers. The user never sees it:
 
-- started on demand, detached, one per (interpreter, IPL source, environment): code or settings
+- started on demand, detached, one per (environment prefix, interpreter, IPL source, settings): code or settings
   that change get a new worker, never a stale one;
 - one request at a time, each run as the command would run it here (the client's folder, its
   arguments, its stdout and stderr streamed back, its exit code): concurrent commands queue;
@@ -68,7 +68,7 @@ def socket_path() -> Path:
     from ipl_graph.offline import DEFAULTS  # the CLI sets these: the same worker with or without them
 
     env = {k: os.environ.get(k, DEFAULTS.get(k, "")) for k in ENV_KEYS}
-    key = json.dumps([sys.executable, _source_stamp(), env, os.getuid()])
+    key = json.dumps([sys.prefix, os.path.realpath(sys.executable), _source_stamp(), env, os.getuid()])
     return folder() / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.sock"
 
 
