@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # tiny_vlm
 CASSETTE = ROOT / "tests" / "cassettes" / "openai_chat_stream.json"
 BANANA = ROOT / "samples" / "grocery" / "queries" / "Banana_001.jpg"
 
@@ -54,13 +55,14 @@ def main() -> None:
     from ipl_graph import offline
 
     offline.apply()
+    from tiny_vlm import build  # tests/tiny_vlm.py: a test fixture, not in the wheel
+
     from ipl_graph.policies import load_policy
     from ipl_graph.state import State
     from ipl_tools.generate import build_messages
     from ipl_tools.generators.local_vlm import TransformersChatModel
     from ipl_tools.generators.openai_compat import openai_chat
     from ipl_tools.generators.replay_server import ReplayServer
-    from ipl_tools.generators.tiny_vlm import build
     from ipl_tools.template_writer import TemplateChatModel
 
     photo = {"path": str(BANANA), "sha256": "0" * 64, "width": 0, "height": 0}

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # tiny_vlm
 SHARED = ROOT.parent / "shared" / "data"
 DEFAULT = [str(SHARED / "fashion" / "listings.jsonl"), str(SHARED / "grocery" / "listings.jsonl")]
 
@@ -73,8 +74,7 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=4)
     args = p.parse_args()
     import torch
-
-    from ipl_tools.generators.tiny_vlm import build as build_tiny
+    from tiny_vlm import build as build_tiny  # tests/tiny_vlm.py: a test fixture, not in the wheel
 
     with tempfile.TemporaryDirectory(prefix="ipl-bench-tune-") as tmp:
         figures: dict = {"sft_data": bench_sft_data(args.listings, None, f"{tmp}/data")}

@@ -71,7 +71,7 @@ def test_template_backend_streams_through_the_graph(ctx):
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> str:
-    from ipl_tools.generators.tiny_vlm import build
+    from tiny_vlm import build
 
     return str(build(tmp_path_factory.mktemp("tiny-qwen2-vl")))
 

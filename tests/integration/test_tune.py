@@ -27,7 +27,7 @@ BANANA = str(QUERIES / "Banana_001.jpg")
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> str:
-    from ipl_tools.generators.tiny_vlm import build as build_tiny
+    from tiny_vlm import build as build_tiny
 
     return str(build_tiny(tmp_path_factory.mktemp("tiny-qwen2-vl")))
 
