@@ -55,8 +55,6 @@ def main() -> None:
     from ipl_graph import offline
 
     offline.apply()
-    from tiny_vlm import build  # tests/tiny_vlm.py: a test fixture, not in the wheel
-
     from ipl_graph.policies import load_policy
     from ipl_graph.state import State
     from ipl_tools.generate import build_messages
@@ -64,6 +62,7 @@ def main() -> None:
     from ipl_tools.generators.openai_compat import openai_chat
     from ipl_tools.generators.replay_server import ReplayServer
     from ipl_tools.template_writer import TemplateChatModel
+    from tiny_vlm import build  # tests/tiny_vlm.py: a test fixture, not in the wheel
 
     photo = {"path": str(BANANA), "sha256": "0" * 64, "width": 0, "height": 0}
     state = State(images=[photo], category="Banana", hint="ripe, from my garden", template={"attributes": []})

@@ -74,6 +74,7 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=4)
     args = p.parse_args()
     import torch
+
     from tiny_vlm import build as build_tiny  # tests/tiny_vlm.py: a test fixture, not in the wheel
 
     with tempfile.TemporaryDirectory(prefix="ipl-bench-tune-") as tmp:

@@ -10,23 +10,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.messages import HumanMessage
 from pydantic import SecretStr
 
+from fakes import FakeChatModel, generator_plugin
 from helpers import QUERIES, write_policy
 from ipl_graph import plugins
 from ipl_graph.context import Context
 from ipl_graph.errors import UserError
 from ipl_graph.graph import graph
-from ipl_graph.hookspecs import hookimpl
 from ipl_graph.state import State
 from ipl_tools.generate import build_messages
 from ipl_tools.generators.openai_compat import OpenAICompatibleChat
 from ipl_tools.generators.replay_server import ReplayServer
 from ipl_tools.moderation import guard
-from ipl_tools.trust import clean
 
 BANANA = str(QUERIES / "Banana_001.jpg")
 JUICE = str(QUERIES / "Bravo-Apple-Juice_001.jpg")
@@ -83,16 +80,18 @@ def greedy_policy(tmp_path_factory) -> str:
 
 def test_transformers_backend_streams_through_the_graph(ctx, tiny_model, greedy_policy):
     run_ctx = Context(index_dir=ctx.index_dir, generator="transformers", model=tiny_model, policy=greedy_policy)
-    tokens, final = run({"photos": [BANANA]}, run_ctx)
+    tokens, written = [], None
+    for mode, chunk in graph.stream({"photos": [BANANA]}, context=run_ctx, stream_mode=["messages", "updates"]):
+        if mode == "messages" and chunk[1]["langgraph_node"] == "generate":
+            tokens.append(chunk[0].content)
+        elif mode == "updates" and "generate" in chunk:
+            written = chunk["generate"]
     # TextIteratorStreamer flushes at word boundaries; random weights may write one long "word", so
-    # the number of chunks depends on the prompt. What matters: the text came through the messages stream.
-    assert any(tokens) and final["generator"] == "transformers"
-    assert "generator failed" not in (final["degraded"] or "")
-    joined = clean("".join(tokens)).strip()  # what is published never holds control or private-use characters
-    if final["moderation"]["passed"]:  # random weights write gibberish; moderation may still cut it
-        assert final["description"] == joined
-    else:
-        assert joined.startswith(final["description"]) or "photos" in final["description"]
+    # the number of chunks depends on the prompt. What matters: the text the generate node wrote is the
+    # text that came through the messages stream (moderation, after it, judges random text either way).
+    assert any(tokens) and written is not None and written["generator"] == "transformers"
+    assert "degraded" not in written
+    assert written["description"] == "".join(tokens).strip()
 
 
 def test_transformers_model_takes_the_photos_as_images_and_the_token_limit(tiny_model):
@@ -194,30 +193,9 @@ def test_recording_through_the_proxy_keeps_the_reply_and_drops_the_key(server, t
 # --- a planted wrong brand, through the graph --------------------------------------------------------
 
 
-class Planted(BaseChatModel):
-    """Streams a reply with a brand the evidence does not carry (Tropicana is a catalog neighbour)."""
-
-    @property
-    def _llm_type(self) -> str:
-        return "planted"
-
-    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content="x"))])
-
-    def _stream(self, messages, stop=None, run_manager=None, **kwargs) -> Iterator[ChatGenerationChunk]:
-        for word in ["Selling ", "my ", "Tropicana ", "apple ", "juice, ", "unopened. ", "Happy ", "to ", "answer ",
-                     "questions."]:
-            yield ChatGenerationChunk(message=AIMessageChunk(content=word))
-
-
-class PlantedPlugin:
-    @hookimpl
-    def register_generators(self, register):
-        register("planted", lambda model, base_url: Planted())
-
-
 def test_a_planted_wrong_brand_is_caught_by_the_grounding_check(ctx):
-    name = plugins.register(PlantedPlugin(), name="test-planted")
+    reply = "Selling my Tropicana apple juice, unopened. Happy to answer questions."
+    name = plugins.register(generator_plugin(planted=lambda: FakeChatModel.saying(reply)), name="test-planted")
     try:
         _, final = run({"photos": [JUICE]}, Context(index_dir=ctx.index_dir, generator="planted"))
     finally:

@@ -6,13 +6,12 @@ import time
 from pathlib import Path
 
 import pytest
-from langchain_core.language_models import GenericFakeChatModel
 
+from fakes import FailingChatModel, HangingChatModel, generator_plugin
 from helpers import QUERIES, write_policy
 from ipl_graph import plugins
 from ipl_graph.context import Context
 from ipl_graph.graph import graph, route_after_categorize, route_after_check_safety
-from ipl_graph.hookspecs import hookimpl
 from ipl_graph.state import State
 
 SNAPSHOT = Path(__file__).resolve().parents[1] / "snapshots" / "graph.mmd"
@@ -55,12 +54,14 @@ def test_unsafe_photo_ends_with_guidance(ctx):
     assert "retake" in listing["description"]
 
 
-def test_no_confident_category_uses_generic_template(ctx, tmp_path):
-    policy = write_policy(tmp_path, thresholds={"category_min_confidence": 1.0})
+@pytest.mark.parametrize("spu_gate, mode", [(1.0, "image_only"), (0.0, "image_template_refs")])
+def test_no_confident_category_uses_generic_template(ctx, tmp_path, spu_gate, mode):
+    """No category either way; the gate alone decides whether references join (closed: none can)."""
+    policy = write_policy(tmp_path, thresholds={"category_min_confidence": 1.0, "spu_gate": spu_gate})
     abstain = Context(index_dir=ctx.index_dir, policy=policy)
     steps = list(graph.stream({"photos": [JUICE]}, context=abstain, stream_mode="values"))
     assert steps[-1]["category"] is None and steps[-1]["template"]["generic"] is True
-    assert steps[-1]["mode"] in ("image_only", "image_template_refs")
+    assert steps[-1]["mode"] == mode
 
 
 def test_no_hit_through_the_gate_means_image_only_generation(ctx, tmp_path):
@@ -74,32 +75,11 @@ def test_no_hit_through_the_gate_means_image_only_generation(ctx, tmp_path):
     assert final["title"] == final["trusted"][0]["title"]
 
 
-class Broken(GenericFakeChatModel):
-    """Stands in for a model server that fails: only the failure matters here."""
-
-    def _stream(self, *args, **kwargs):
-        raise ConnectionResetError("model server went away")
-        yield
-
-
-class Slow(GenericFakeChatModel):
-    """Stands in for a model that hangs past the Context's timeout."""
-
-    def _stream(self, *args, **kwargs):
-        time.sleep(5)
-        yield from super()._stream(*args, **kwargs)
-
-
-class FailingGenerators:
-    @hookimpl
-    def register_generators(self, register):
-        register("broken", lambda model, base_url: Broken(messages=iter([])))
-        register("slow", lambda model, base_url: Slow(messages=iter(["late"])))
-
-
 @pytest.fixture
 def failing_generators():
-    name = plugins.register(FailingGenerators(), name="test-failing")
+    plugins_ = generator_plugin(broken=lambda: FailingChatModel.saying(""),
+                                slow=lambda: HangingChatModel.saying("late"))
+    name = plugins.register(plugins_, name="test-failing")
     yield
     plugins.unregister(name)
 

@@ -3,14 +3,10 @@ stopped early, and the grounding check on brands, model codes, capacities, sizes
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
-
 import pytest
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.messages import HumanMessage
 
+from fakes import FakeChatModel
 from ipl_graph.policies import load_policy
 from ipl_graph.state import State
 from ipl_tools.generate import stream_text
@@ -30,25 +26,6 @@ POLICY = load_policy()
 @pytest.fixture(scope="module", autouse=True)
 def loaded_guard():
     return guard()  # guardrails imports once (seconds); the stream checks wait for it otherwise
-
-
-class Scripted(BaseChatModel):
-    """Streams a fixed reply word by word and counts what it yielded: a model we can plant text in."""
-
-    text: str
-    yielded: int = 0
-
-    @property
-    def _llm_type(self) -> str:
-        return "scripted"
-
-    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=self.text))])
-
-    def _stream(self, messages, stop=None, run_manager=None, **kwargs) -> Iterator[ChatGenerationChunk]:
-        for word in re.findall(r"\S+\s*", self.text):
-            self.yielded += 1
-            yield ChatGenerationChunk(message=AIMessageChunk(content=word))
 
 
 def test_the_guard_runs_one_guardrails_validator_per_rule(loaded_guard):
@@ -143,7 +120,7 @@ def test_a_decimal_point_does_not_end_a_sentence_mid_stream():
 
 def test_stream_text_stops_the_model_at_the_first_bad_sentence():
     words = "Great shoes, barely worn. Call me on +44 7700 900123 anytime. " + "More words here. " * 40
-    model = Scripted(text=words)
+    model = FakeChatModel.saying(words)
     text = stream_text(model, [HumanMessage("write")], 10.0, StreamModerator(POLICY))
     assert text.startswith("Great shoes, barely worn. Call me on +44 7700 900123 anytime.")
     assert model.yielded < 15 < len(words.split())  # stopped, not drained
@@ -151,6 +128,7 @@ def test_stream_text_stops_the_model_at_the_first_bad_sentence():
 
 
 def test_stream_text_without_violations_returns_everything():
-    model = Scripted(text="Selling my jacket. Worn twice. Happy to answer questions.")
+    reply = "Selling my jacket. Worn twice. Happy to answer questions."
+    model = FakeChatModel.saying(reply)
     text = stream_text(model, [HumanMessage("write")], 10.0, StreamModerator(POLICY))
-    assert text == model.text and model.yielded == 9
+    assert text == reply and model.yielded == 9
