@@ -24,6 +24,12 @@ def _parser() -> argparse.ArgumentParser:
     index.add_argument("--embedder", default="efficientnet-lite0",
                        help="image embedder: efficientnet-lite0 (default) or efficientnet-lite0-int8 (~2x faster,"
                        " list with the same --embedder)")
+    index.add_argument("--ray", nargs="?", const="", metavar="ADDRESS", help="read and embed the photos with Ray"
+                       " Data on the cluster at ADDRESS (HOST:6379, ray://HOST:10001), or a local one without it"
+                       " (needs the ray extra)")
+    index.add_argument("--workers", type=int, help="embedding workers for --ray (default: one per CPU)")
+    index.add_argument("--fit-sample", type=int, help="fit the learned model on at most N catalog photos, a seeded"
+                       " sample beyond (default: 100000)")
 
     listing = sub.add_parser("list", help="write a listing for photos of one item")
     listing.add_argument("photos", nargs="+", metavar="PHOTO")
@@ -111,15 +117,17 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     from ipl_graph import plugins
     from ipl_graph.policies import load_policy
-    from ipl_tools.index import Catalog, read_listings
+    from ipl_tools.index import FIT_SAMPLE, Catalog, read_listings
+    from ipl_tools.ray_index import RayConfig
 
     policy = load_policy(args.policy)
     unread: list[str] = []
     rows = [r for r in read_listings(args.listings, unread) if r.get("role", "catalog") == "catalog"]
-    catalog = Catalog(args.index, args.embedder, create=True)
-    embedder = plugins.get("embedder", args.embedder)
+    catalog = Catalog(args.index, args.embedder, create=True, fit_sample=args.fit_sample or FIT_SAMPLE)
+    ray = RayConfig(args.ray or None, args.workers) if args.ray is not None else None
+    embed = None if ray else plugins.get("embedder", args.embedder).embed  # with --ray, each worker loads its own
     with tqdm(total=len(rows), unit="listing", desc="indexing", file=sys.stderr) as bar:
-        report = catalog.add_listings(rows, embedder.embed, policy, progress=bar.update)
+        report = catalog.add_listings(rows, embed, policy, progress=bar.update, ray=ray)
     for problem in unread + report.bad:
         print(f"skipped {problem}", file=sys.stderr)
     for row_id, reason in report.quarantined:

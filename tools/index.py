@@ -14,6 +14,10 @@ error that names `ipl index`, which finishes it.
 
 `--index http://HOST:PORT[?collection=...]` puts the same collections on a Chroma server, with the
 model and the write lock beside them there (`ipl_tools.chroma_server`); the folder is the default.
+
+Past `FIT_SAMPLE` photos the model is fitted on a seeded sample of them and every photo is projected
+page by page, so no process holds the whole catalog's vectors; `ipl index --ray` embeds the photos
+on a Ray cluster (`ipl_tools.ray_index`) and adds them here, as the one writer.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from ipl_tools.photos import resolve
 
 if TYPE_CHECKING:
     from ipl_graph.policies import Policy
+    from ipl_tools.ray_index import RayConfig
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 log = logging.getLogger(__name__)
@@ -55,6 +60,10 @@ in indexes built before)."""
 LOCK_FILE = "ipl.lock"
 MODEL_ERRORS = (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile)
 """What loading a damaged model file raises."""
+FIT_SAMPLE = 100_000
+"""Catalog photos the learned model is fitted on, at most: a seeded sample beyond that (~0.7 GB of
+1776-d vectors; the fit itself already draws at most 20k for the projection and 4k for the
+calibrations, so past this the probes, colour table and IDF see a sample, not the catalog)."""
 SEGMENT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 """Name of a folder where Chroma keeps a segment (its id)."""
 
@@ -176,8 +185,10 @@ class Catalog:
     only read: the model is never fitted, no collection is created. `directory` may be a Chroma
     server's URL instead (`ipl_tools.chroma_server`)."""
 
-    def __init__(self, directory: str | Path, embedder: str = "efficientnet-lite0", create: bool = False):
+    def __init__(self, directory: str | Path, embedder: str = "efficientnet-lite0", create: bool = False,
+                 fit_sample: int = FIT_SAMPLE):
         self.embedder = embedder
+        self.fit_sample = fit_sample
         self.server: ServerModelStore | None = None
         self._model: IndexModel | None = None
         self._model_stamp: Any = None
@@ -323,14 +334,16 @@ class Catalog:
     def add_listings(
         self,
         rows: Iterable[dict[str, Any]],
-        embed: Callable[[list[Photo]], np.ndarray],
+        embed: Callable[[list[Photo]], np.ndarray] | None,
         policy: Policy | None = None,
         batch: int = 64,
         progress: Callable[[int], None] = lambda n: None,
+        ray: RayConfig | None = None,
     ) -> IndexReport:
         """Add listings not yet in the index (rows the trust boundary refuses are quarantined,
         unreadable images reported and skipped), then refit what the index learns from its catalog
-        when rows were added or an earlier fit did not finish. `policy` defaults to the default one."""
+        when rows were added or an earlier fit did not finish. `policy` defaults to the default one.
+        With `ray`, photos are read and embedded on a Ray cluster by `self.embedder` (`embed` unused)."""
         from ipl_graph.policies import load_policy
         from ipl_tools.trust import row_problem
 
@@ -347,27 +360,39 @@ class Catalog:
                 continue
             progress(1)
         with self._locked():
-            self._add_new(list(kept.values()), embed, policy, batch, progress, report)
+            if ray is not None:
+                from ipl_tools.ray_index import add_new
+
+                add_new(self, list(kept.values()), policy, ray, progress, report)
+            elif embed is None:
+                raise TypeError("add_listings needs `embed` without `ray`")
+            else:
+                self._add_new(list(kept.values()), embed, policy, batch, progress, report)
             if self.count() and (report.added or self._stale()):
                 self._refit()
                 report.fitted = True
         return report
 
-    def _add_new(self, rows: list[dict[str, Any]], embed, policy: Policy, batch: int, progress, report) -> None:
+    def new_images(self, rows: list[dict[str, Any]], report: IndexReport, progress: Callable[[int], None]) -> Iterator[
+        tuple[dict[str, Any], list[tuple[str, str]], dict[str, Any]]
+    ]:
+        """Per row with images: (row, [(image id, photo reference)] not yet indexed, its metadata).
+        Rows without images are reported and counted as done; photos already in the index are counted."""
         image_ids = [f"{r['id']}#{i}" for r in rows for i in range(len(r["images"]))]
         have = self.existing(image_ids)
-        pending: list[tuple[str, Photo, dict[str, Any]]] = []
         for row in rows:
             if not row["images"]:
                 report.bad.append(f"{row['id']}: no images")
                 progress(1)
                 continue
-            meta = _metadata(row)
-            for i, ref in enumerate(row["images"]):
-                image_id = f"{row['id']}#{i}"
-                if image_id in have:
-                    report.skipped_existing += 1
-                    continue
+            new = [(f"{row['id']}#{i}", ref) for i, ref in enumerate(row["images"]) if f"{row['id']}#{i}" not in have]
+            report.skipped_existing += len(row["images"]) - len(new)
+            yield row, new, _metadata(row)
+
+    def _add_new(self, rows: list[dict[str, Any]], embed, policy: Policy, batch: int, progress, report) -> None:
+        pending: list[tuple[str, Photo, dict[str, Any]]] = []
+        for row, new, meta in self.new_images(rows, report, progress):
+            for image_id, ref in new:
                 try:
                     pending.append((image_id, resolve(ref, policy.limits), meta))
                 except PhotoError as exc:
@@ -383,12 +408,12 @@ class Catalog:
 
     def _add(self, items: list[tuple[str, Photo, dict[str, Any]]], embed) -> None:
         vectors = embed([photo for _, photo, _ in items])  # (B, D)
+        self.write([i for i, _, _ in items], vectors, [{**meta, "image": photo.path} for _, photo, meta in items])
+
+    def write(self, ids: list[str], vectors: np.ndarray, metas: list[dict[str, Any]]) -> None:
+        """Add embedded photos (metadata: the listing's and the photo's `image` path); the caller holds the lock."""
         with self._reading():
-            self.collection.add(
-                ids=[i for i, _, _ in items],
-                embeddings=vectors,
-                metadatas=[{**meta, "image": photo.path} for _, photo, meta in items],
-            )
+            self.collection.add(ids=ids, embeddings=vectors, metadatas=metas)  # type: ignore[arg-type]
 
     def _stale(self) -> bool:
         """Whether the saved model is missing, unreadable, of another format, fitted on another
@@ -413,18 +438,45 @@ class Catalog:
 
     # --- what the index learned from its catalog -------------------------------------------------
 
-    def records(self, page: int = 5000) -> Records:
-        """Every catalog photo: raw vector, listing and metadata."""
-        ids: list[str] = []
-        vectors: list[np.ndarray] = []
-        metas: list[dict[str, Any]] = []
+    def records(self, page: int = 5000, limit: int | None = None, seed: int = 0) -> Records:
+        """Every catalog photo (raw vector, listing and metadata) in the order they were added; past
+        `limit` photos, a seeded sample of `limit` of them, in that order too."""
+        count = self.count()
+        if limit is None or count <= limit:
+            ids: list[str] = []
+            vectors: list[np.ndarray] = []
+            metas: list[dict[str, Any]] = []
+            for got_ids, got_vectors, got_metas in self.pages(page):
+                ids += got_ids
+                vectors.append(got_vectors)
+                metas += got_metas
+            return as_records(ids, np.concatenate(vectors) if vectors else np.zeros((0, 0), np.float32), metas)
         with self._reading():
-            for offset in range(0, self.count(), page):
+            every = [i for offset in range(0, count, page)
+                     for i in self.collection.get(include=[], limit=page, offset=offset)["ids"]]
+        chosen = [every[i] for i in np.sort(np.random.default_rng(seed).choice(len(every), limit, replace=False))]
+        del every
+        out = np.zeros((len(chosen), 0), np.float32)
+        metas = [{} for _ in chosen]
+        where = {image_id: n for n, image_id in enumerate(chosen)}
+        with self._reading():
+            for start in range(0, len(chosen), page):
+                got = self.collection.get(ids=chosen[start : start + page], include=["embeddings", "metadatas"])
+                got_vectors = np.asarray(got["embeddings"], dtype=np.float32)  # (B, D)
+                if not out.shape[1]:
+                    out = np.zeros((len(chosen), got_vectors.shape[1]), np.float32)
+                rows = [where[i] for i in got["ids"]]  # Chroma answers in its own order
+                out[rows] = got_vectors
+                for n, m in zip(rows, got["metadatas"], strict=True):
+                    metas[n] = dict(m)
+        return as_records(chosen, out, metas)
+
+    def pages(self, page: int = 5000) -> Iterator[tuple[list[str], np.ndarray, list[dict[str, Any]]]]:
+        """The catalog photos, `page` at a time in the order they were added: (ids, raw vectors (B, D), metadata)."""
+        for offset in range(0, self.count(), page):
+            with self._reading():
                 got = self.collection.get(include=["embeddings", "metadatas"], limit=page, offset=offset)
-                ids += got["ids"]
-                vectors.append(np.asarray(got["embeddings"], dtype=np.float32))
-                metas += [dict(m) for m in got["metadatas"]]
-        return as_records(ids, np.concatenate(vectors) if vectors else np.zeros((0, 0), np.float32), metas)
+            yield got["ids"], np.asarray(got["embeddings"], dtype=np.float32), [dict(m) for m in got["metadatas"]]
 
     def fit(self) -> IndexModel:
         """Learn the projection and calibrations from the catalog, under the folder's write lock."""
@@ -434,20 +486,28 @@ class Catalog:
     def _refit(self) -> IndexModel:
         """Fit, fill a new `learned-<n>` collection, swap the model file that names it in, then drop
         the collections and segment folders it replaced. The caller holds the lock."""
-        records = self.records()
+        records = self.records(limit=self.fit_sample)
         if not len(records.vectors):
             raise IndexMissingError(f"the catalog index at {self.location} is empty; add listings with `ipl index`")
         model = learn_fit(records)
+        count = self.count()
+        if len(records.ids) < count:  # fitted on a sample: the model still describes the whole catalog
+            model.count = count
+            model.report["fit_sample"] = len(records.ids)
         before = self._learned_names()
         fits = (int(n.rsplit("-", 1)[1]) for n in before if n != LEARNED)
         model.collection = f"{self.names[1]}-{1 + max(fits, default=0)}"
-        projected = model.project(records.vectors)  # (N, d)
         with self._reading():
             learned = self._collection(model.collection)
             step = self.client.get_max_batch_size()
-            for start in range(0, len(records.ids), step):
-                learned.add(ids=records.ids[start : start + step], embeddings=projected[start : start + step],
-                            metadatas=records.metas[start : start + step])
+        pages = [(records.ids, records.vectors, records.metas)] if len(records.ids) == count else self.pages(step)
+        del records
+        for ids, vectors, metas in pages:
+            projected = model.project(vectors)  # (B, d)
+            with self._reading():
+                for start in range(0, len(ids), step):
+                    learned.add(ids=ids[start : start + step], embeddings=projected[start : start + step],
+                                metadatas=metas[start : start + step])  # type: ignore[arg-type]
         if self.server:  # the swap: from here on readers go to the new collection
             with self._reading():
                 self.server.save(model)
