@@ -174,8 +174,9 @@ def stream_text(
     ctx = contextvars.copy_context()
 
     def work() -> None:
-        stream = model.stream(messages, **kwargs)
+        stream = None
         try:
+            stream = model.stream(messages, **kwargs)  # a client may fail here already: reported, not lost
             for chunk in stream:
                 text = _text_of(chunk.content)
                 chunks.put(("chunk", text))
@@ -185,7 +186,8 @@ def stream_text(
         except Exception as exc:  # reported to the graph as a degraded draft, not raised
             chunks.put(("error", exc))
         finally:
-            stream.close()  # stops the model: closes the HTTP stream, halts local generation
+            if stream is not None:
+                stream.close()  # stops the model: closes the HTTP stream, halts local generation
 
     threading.Thread(target=lambda: ctx.run(work), daemon=True).start()
     deadline = time.monotonic() + timeout_s

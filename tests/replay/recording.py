@@ -1,9 +1,11 @@
-"""Record graph runs as JSONL (`stream_mode="updates"`) and read them back.
+"""Record graph runs as JSONL (`stream_mode="updates"`) with every backend call they made, and read them back.
 
 Line 1 is a header: {"inputs", "context", "versions"}; every further line is one step,
-{"node": name, "update": {...}}. Paths under the repository are stored as `<root>/...` so a
-recording replays from any checkout. Regenerate all recordings with
-`python tests/replay/recording.py` after an intended behaviour change.
+{"node": name, "calls": [...], "update": {...}}: the backend calls the node made, in order, with what
+each returned (`traces.py`), then the update it returned. Paths under the repository are stored as
+`<root>/...` so a recording replays from any checkout. Recording runs the real models on the sample
+catalog; re-record all cases with `python tests/replay/recording.py` (or some: name them) after an
+intended behaviour change, and review the diff of the updates.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import sys
 import tempfile
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parents[2]
 RECORDINGS = Path(__file__).resolve().parent / "recordings"
@@ -49,24 +51,41 @@ def versions() -> dict[str, str]:
 def record(name: str, index_dir: str) -> Path:
     from ipl_graph.context import Context
     from ipl_graph.graph import graph
+    from traces import store_calls, tracing
 
     inputs, overrides = CASES[name]
     context = Context(index_dir=index_dir, **overrides)
     header = {"inputs": inputs, "context": {**dataclasses.asdict(context), "index_dir": "<sample-index>"},
               "versions": versions()}
-    lines = [header]
-    for step in graph.stream(absolutise(inputs), context=context, stream_mode="updates"):
-        (node, update), = step.items()
-        lines.append({"node": node, "update": relativise(update)})
+    with tracing() as trace:
+        updates = [next(iter(step.items())) for step in graph.stream(absolutise(inputs), context=context,
+                                                                       stream_mode="updates")]
+    lines, rest = [header], trace.calls
+    for node, update in updates:  # each node's calls, in the order the steps ran
+        mine = next((i for i, c in enumerate(rest) if c["node"] != node), len(rest))
+        calls = [{k: v for k, v in c.items() if k != "node"} for c in rest[:mine]]
+        lines.append({"node": node, "calls": store_calls(calls), "update": relativise(update)})
+        rest = rest[mine:]
+    assert not rest, f"backend calls no step accounts for: {rest[:2]}"
     RECORDINGS.mkdir(exist_ok=True)
     path = RECORDINGS / f"{name}.jsonl"
     path.write_text("".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines), encoding="utf-8")
     return path
 
 
-def load(path: Path) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+class Step(NamedTuple):
+    node: str
+    calls: list[dict[str, Any]]
+    """The backend calls the node made (each with its `node`), as `traces.replaying` takes them."""
+    update: dict[str, Any]
+
+
+def load(path: Path) -> tuple[dict[str, Any], list[Step]]:
+    from traces import load_calls
+
     header, *steps = (json.loads(line) for line in path.read_text(encoding="utf-8").splitlines())
-    return header, [(s["node"], absolutise(s["update"])) for s in steps]
+    return header, [Step(s["node"], load_calls([{"node": s["node"], **c} for c in s["calls"]]),
+                         absolutise(s["update"])) for s in steps]
 
 
 def build_sample_index(directory: str) -> str:

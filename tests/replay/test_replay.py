@@ -1,30 +1,28 @@
-"""Recorded runs replayed at graph level and node by node.
+"""Recorded runs replayed on their recorded backend outputs alone, at graph level and node by node.
 
-Graph level: the real graph runs again on the recorded inputs and Context, with the generator
-replaced by a replay plugin that streams the recorded text (so a run recorded with a remote model
-replays offline), and every step must match the recording. Node level: each node is called on the
-state rebuilt from the recording up to its step and must return the recorded update.
+Every backend the nodes ask for (OCR, nudity detector, searcher with its embedder and learned
+model, generator) is served from the recording's trace (`traces.py`): no model loads, the index
+folder does not exist, and building a backend of a recorded kind fails the test. Each node must make
+the recorded calls, in order and with the recorded arguments, and return the recorded update (the
+golden output), so a change to any node's logic fails here. Categorizer and extractor, rules over
+the backends' outputs, run for real. Re-record with `python tests/replay/recording.py`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AIMessageChunk
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from recording import CASES, RECORDINGS, load
 
 from helpers import runtime
 from ipl_graph import plugins
 from ipl_graph.context import Context
 from ipl_graph.graph import builder, graph
-from ipl_graph.hookspecs import hookimpl
 from ipl_graph.state import State
+from recording import CASES, RECORDINGS, absolutise, load
+from traces import Replayed, ReplayMismatch, replaying
 
 RECORDED = sorted(p.stem for p in RECORDINGS.glob("*.jsonl"))
 
@@ -34,9 +32,10 @@ def test_every_recording_is_replayed_and_every_case_recorded():
 
 
 def same(recorded: Any, replayed: Any, where: str = "") -> None:
-    """Equal, with floats compared to 1e-3 (embeddings differ in the last bits across CPUs)."""
+    """Equal, with floats to 1e-9 (numeric code on the recorded arrays may differ in the last bits
+    between machines)."""
     if isinstance(recorded, float) or isinstance(replayed, float):
-        assert math.isclose(recorded, replayed, abs_tol=1e-3), f"{where}: {recorded} != {replayed}"
+        assert math.isclose(recorded, replayed, abs_tol=1e-9), f"{where}: {recorded} != {replayed}"
     elif isinstance(recorded, dict):
         assert isinstance(replayed, dict) and recorded.keys() == replayed.keys(), f"{where}: keys differ"
         for key in recorded:
@@ -49,67 +48,59 @@ def same(recorded: Any, replayed: Any, where: str = "") -> None:
         assert recorded == replayed, f"{where}: {recorded!r} != {replayed!r}"
 
 
-class ReplayModel(BaseChatModel):
-    """Streams a recorded reply word by word: stands in for whatever model made the recording."""
-
-    text: str
-
-    @property
-    def _llm_type(self) -> str:
-        return "ipl-replay"
-
-    def _generate(self, messages, stop=None, run_manager=None, **kwargs) -> ChatResult:
-        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=self.text))])
-
-    def _stream(self, messages, stop=None, run_manager=None, **kwargs) -> Iterator[ChatGenerationChunk]:
-        for i in range(0, len(self.text), 4):
-            yield ChatGenerationChunk(message=AIMessageChunk(content=self.text[i : i + 4]))
+@pytest.fixture
+def no_index(tmp_path) -> str:
+    """An index folder that is not there: a replay that opened the catalog would fail."""
+    return str(tmp_path / "no-index")
 
 
-class ReplayPlugin:
-    def __init__(self, text: str) -> None:
-        self.text = text
+@pytest.fixture
+def no_catalog(monkeypatch):
+    """Opening a catalog fails the test, whatever path a node takes to it."""
+    from ipl_tools import index
 
-    @hookimpl
-    def register_generators(self, register):
-        register("replay", lambda model, base_url: ReplayModel(text=self.text))
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a replay opened the catalog index")
+
+    monkeypatch.setattr(index.Catalog, "__init__", refuse)
 
 
-def context_of(header: dict[str, Any], index_dir: str, **changes: Any) -> Context:
-    return Context(**{**header["context"], "index_dir": index_dir, **changes})
+def context_of(header: dict[str, Any], index_dir: str) -> Context:
+    return Context(**{**header["context"], "index_dir": index_dir})
 
 
 @pytest.mark.parametrize("name", RECORDED)
-def test_graph_replay(name, sample_index):
+def test_graph_replay(name, no_index, no_catalog):
     header, steps = load(RECORDINGS / f"{name}.jsonl")
-    generated = next((u["description"] for n, u in steps if n == "generate"), "")
-    plugin = plugins.register(ReplayPlugin(generated), name="replay")
-    try:
-        context = context_of(header, sample_index, generator="replay")
-        replayed = list(graph.stream(_inputs(header), context=context, stream_mode="updates"))
-    finally:
-        plugins.unregister(plugin)
-    assert [next(iter(s)) for s in replayed] == [n for n, _ in steps]
-    for (node, update), step in zip(steps, replayed, strict=True):
-        if node == "generate":
-            update = {**update, "generator": "replay"}
-        same(update, step[node], f"{name}:{node}")
+    context = context_of(header, no_index)
+    with replaying([call for step in steps for call in step.calls]) as replay:
+        assert isinstance(plugins.get("searcher", context.searcher, context.index_dir, context.embedder), Replayed)
+        replayed = list(graph.stream(absolutise(header["inputs"]), context=context, stream_mode="updates"))
+    assert not replay.failures, replay.failures[0]
+    assert [next(iter(s)) for s in replayed] == [s.node for s in steps]
+    for step, got in zip(steps, replayed, strict=True):
+        same(step.update, got[step.node], f"{name}:{step.node}")
+    assert replay.done, f"{name}: recorded calls left over from call {replay.next} on"
 
 
 @pytest.mark.parametrize("name", RECORDED)
-def test_node_replay(name, sample_index):
+def test_node_replay(name, no_index, no_catalog):
     header, steps = load(RECORDINGS / f"{name}.jsonl")
-    context = context_of(header, sample_index)
-    nodes = builder.nodes
-    state = State(**_inputs(header))
-    for node, update in steps:
-        fn = nodes[node].runnable.func  # the plain node function, called as the graph calls it
-        same(update, fn(state, runtime(context)), f"{name}:{node}")
-        state = dataclasses.replace(state, **update)
+    context = context_of(header, no_index)
+    state = State(**absolutise(header["inputs"]))
+    for step in steps:
+        fn = builder.nodes[step.node].runnable.func  # the plain node function, called as the graph calls it
+        with replaying(step.calls, check_node=False) as replay:
+            update = fn(state, runtime(context))
+        assert not replay.failures, f"{name}:{step.node}: {replay.failures[0]}"
+        same(step.update, update, f"{name}:{step.node}")
+        assert replay.done, f"{name}:{step.node}: recorded calls left over from call {replay.next} on"
+        state = dataclasses.replace(state, **step.update)
 
 
-def _inputs(header: dict[str, Any]) -> dict[str, Any]:
-    from recording import absolutise
-
-    return absolutise(header["inputs"])
-
+def test_a_change_to_what_a_node_asks_a_backend_fails_the_replay(no_index, no_catalog):
+    """Same node, other arguments (a larger k): the trace has no such call."""
+    header, steps = load(RECORDINGS / "banana_en.jsonl")
+    context = dataclasses.replace(context_of(header, no_index), top_k=header["context"]["top_k"] + 1)
+    with replaying([call for step in steps for call in step.calls]), pytest.raises(ReplayMismatch, match="search"):
+        graph.invoke(absolutise(header["inputs"]), context=context)
