@@ -1,24 +1,35 @@
-"""Benchmark at scale: the embedded index and the Chroma server side by side (issue #14, item 4).
+"""Benchmark at scale: the embedded index and the Chroma server side by side, indexing on Ray (issue #14, item 4).
 
     python scripts/bench_scale.py [--sizes 100000 1000000] [--where folder server] [--queries 60]
+                                  [--ray-photos 600] [--workers 1 2] [--parts query ray]
 
-Per size and place, in its own process: synthetic catalog vectors (`benchmark.synthetic`: the sample
-catalog's real vectors, then noisy copies in synthetic products) are written to a fresh index (a
-folder, or a `chroma run` this script starts on a free loopback port), the catalog model is fitted
-(`Catalog.fit`, all vectors in this process's memory), and one photo's search as the graph runs it
-is timed (learned-space products plus raw-space look-alikes, embedding apart). Prints one JSON line
-per run: add and fit seconds, query p50/p95, peak memory of this process and, for the server, of
-the server process. Not a test; on a shared 2-core machine the figures are upper bounds.
+Part `query`, per size and place, in its own process: synthetic catalog vectors (`benchmark.synthetic`:
+the sample catalog's real vectors, then noisy copies in synthetic products, made a chunk at a time)
+are written to a fresh index (a folder, or a `chroma run` this script starts on a free loopback port),
+the catalog model is fitted (`Catalog.fit`: a seeded sample of at most `FIT_SAMPLE` photos, then every
+photo projected page by page), and one photo's search as the graph runs it is timed (learned-space
+products plus raw-space look-alikes, embedding apart). One JSON line per run: add and fit seconds,
+the fit's own memory (resident growth over the fit), query p50/p95, peak memory of this process and,
+for the server, of the server process.
+
+Part `ray`: the first --ray-photos catalog photos (--listings, default the bundled sample, repeated
+if it has fewer) embedded and written to a fresh folder by one process, then by Ray Data on a local
+cluster of 1 and 2 workers (`--workers`); the fit is left out, the cluster's start is timed apart.
+One JSON line per run: images/s.
+
+Not a test; on a shared 2-core machine the figures are upper bounds.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -40,9 +51,49 @@ def server_peak_mib(pid: int) -> float:
     return float("nan")
 
 
-def bench(n: int, where: str, queries: int) -> dict:
+def rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Growth:
+    """The most this process's resident memory grew over its block, MiB (polled every 20 ms)."""
+
+    def __enter__(self) -> Growth:
+        self.base = self.peak = rss_mib()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self.thread.start()
+        return self
+
+    def _poll(self) -> None:
+        while not self.done.wait(0.02):
+            self.peak = max(self.peak, rss_mib())
+
+    def __exit__(self, *exc: object) -> None:
+        self.done.set()
+        self.thread.join()
+        self.mib = self.peak - self.base
+
+
+def chunks(real: np.ndarray, metas: list[dict], n: int, rng: np.random.Generator, step: int = 50_000):
+    """`benchmark.synthetic`'s n vectors a chunk at a time (ids numbered on), so 1M need not be held at once."""
     from benchmark import synthetic
 
+    for start in range(0, n, step):
+        vectors, out = synthetic(real, metas, min(n, start + step) - start + (len(real) if start else 0), rng)
+        if start:  # the real ones once, at the start
+            vectors, out = vectors[len(real) :], out[len(real) :]
+        for m in out:
+            if m["listing_id"].startswith("synthetic-"):
+                m["listing_id"] = f"synthetic-{start}-{m['listing_id'].split('-')[1]}"
+                m["spu"] = f"synthetic-{start}-{m['spu'].split('-')[1]}"
+        yield start, vectors, out
+
+
+def bench(n: int, where: str, queries: int) -> dict:
     from ipl_graph import plugins
     from ipl_graph.policies import load_policy
     from ipl_graph.serve import free_port, stop
@@ -55,7 +106,6 @@ def bench(n: int, where: str, queries: int) -> dict:
         rows = [r for r in read_listings(ROOT / "samples" / "grocery" / "listings.jsonl")]
         seed_index.add_listings(rows, plugins.get("embedder", "efficientnet-lite0").embed, load_policy())
         records = seed_index.records()
-        vectors, metas = synthetic(records.vectors, records.metas, n, rng)
         server = None
         location = str(Path(tmp) / "bench")
         if where == "server":
@@ -74,13 +124,16 @@ def bench(n: int, where: str, queries: int) -> dict:
                     time.sleep(1)
             step = catalog.client.get_max_batch_size()
             start = time.perf_counter()
-            for s in range(0, n, step):
-                catalog.collection.add(ids=[f"{m['listing_id']}#{s + i}" for i, m in enumerate(metas[s : s + step])],
-                                       embeddings=vectors[s : s + step], metadatas=metas[s : s + step])
+            for first, vectors, metas in chunks(records.vectors, records.metas, n, rng):
+                for s in range(0, len(vectors), step):
+                    catalog.collection.add(ids=[f"{m['listing_id']}#{first + s + i}" for i, m in enumerate(
+                        metas[s : s + step])], embeddings=vectors[s : s + step], metadatas=metas[s : s + step])
             add_s = time.perf_counter() - start
             del vectors, metas  # the fit reads the catalog back from the index, as `ipl index` does
+            index_mib = rss_mib()
             start = time.perf_counter()
-            catalog.fit()
+            with Growth() as fit_memory:
+                model = catalog.fit()
             fit_s = time.perf_counter() - start
             fit_peak = peak_mib()
             probe = np.asarray(catalog.collection.get(ids=[f"{m['listing_id']}#{i}" for i, m in enumerate(
@@ -98,6 +151,8 @@ def bench(n: int, where: str, queries: int) -> dict:
             times = sorted(times[5:])  # the first few warm the collections
             result = {"where": where, "catalog_vectors": n, "add_s": round(add_s, 1),
                       "add_vectors_per_s": round(n / add_s), "fit_s": round(fit_s, 1),
+                      "fit_sample": model.report.get("fit_sample", n), "fit_growth_mib": round(fit_memory.mib),
+                      "client_rss_before_fit_mib": round(index_mib),
                       "query_ms_p50": round(1000 * times[len(times) // 2], 1),
                       "query_ms_p95": round(1000 * times[int(0.95 * (len(times) - 1))], 1),
                       "client_peak_mib": round(fit_peak)}
@@ -109,12 +164,54 @@ def bench(n: int, where: str, queries: int) -> dict:
                 stop(server)
 
 
+def bench_ray(photos: int, workers: int, listings: Path) -> dict:
+    """Embed and write `photos` catalog photos into a fresh folder: one process (workers 0) or Ray."""
+    from ipl_graph import plugins
+    from ipl_graph.policies import load_policy
+    from ipl_tools.index import Catalog, read_listings
+    from ipl_tools.ray_index import RayConfig
+
+    rows = [r for r in read_listings(listings) if r.get("role", "catalog") == "catalog" and r["images"]]
+    rows = [{**r, "id": f"{r['id']}~{k}"} for k in range(-(-photos // len(rows))) for r in rows][:photos]
+    with tempfile.TemporaryDirectory() as tmp:
+        catalog = Catalog(Path(tmp) / "index", create=True)
+        catalog._refit = lambda: None  # type: ignore[method-assign]  # the fit is measured by part `query`
+        start = time.perf_counter()
+        if workers:
+            import ray
+
+            ray.init(num_cpus=workers, include_dashboard=False, object_store_memory=RayConfig.object_store_bytes)
+        start_s = time.perf_counter() - start
+        embed = None if workers else plugins.get("embedder", "efficientnet-lite0").embed
+        start = time.perf_counter()
+        report = catalog.add_listings(rows, embed, load_policy(), ray=RayConfig(workers=workers) if workers else None)
+        took = time.perf_counter() - start
+        return {"indexing": f"ray, {workers} workers" if workers else "one process", "photos": report.added,
+                "s": round(took, 1), "images_per_s": round(report.added / took, 1),
+                "cluster_start_s": round(start_s, 1) if workers else None, "peak_mib": round(peak_mib())}
+
+
+def child(*argv: str) -> None:
+    """Run one measurement in its own process and print its JSON line (or what failed)."""
+    out = subprocess.run([sys.executable, __file__, *argv], capture_output=True, text=True,
+                         env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
+    if out.returncode:
+        print(json.dumps({"run": " ".join(argv), "failed": out.stderr.strip()[-300:]}), flush=True)
+        return
+    print(out.stdout.strip().splitlines()[-1], flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     p.add_argument("--where", nargs="+", choices=["folder", "server"], default=["folder", "server"])
     p.add_argument("--queries", type=int, default=60)
+    p.add_argument("--parts", nargs="+", choices=["query", "ray"], default=["query", "ray"])
+    p.add_argument("--ray-photos", type=int, default=600, help="photos indexed by part `ray` (default: 600)")
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="Ray workers to compare (default: 1 2)")
+    p.add_argument("--listings", type=Path, default=ROOT / "samples" / "grocery" / "listings.jsonl")
     p.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
+    p.add_argument("--ray-one", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     from ipl_graph import offline
 
@@ -122,14 +219,16 @@ def main() -> None:
     if args.one:  # a child process: one measurement, one JSON line
         print(json.dumps(bench(int(args.one[0]), args.one[1], args.queries)))
         return
-    for n in args.sizes:
-        for where in args.where:
-            out = subprocess.run([sys.executable, __file__, "--one", str(n), where, "--queries", str(args.queries)],
-                                 capture_output=True, text=True)
-            if out.returncode:
-                print(json.dumps({"where": where, "catalog_vectors": n, "failed": out.stderr.strip()[-300:]}))
-                continue
-            print(out.stdout.strip().splitlines()[-1], flush=True)
+    if args.ray_one is not None:
+        print(json.dumps(bench_ray(args.ray_photos, args.ray_one, args.listings)))
+        return
+    if "ray" in args.parts:
+        for workers in [0, *args.workers]:
+            child("--ray-one", str(workers), "--ray-photos", str(args.ray_photos), "--listings", str(args.listings))
+    if "query" in args.parts:
+        for n in args.sizes:
+            for where in args.where:
+                child("--one", str(n), where, "--queries", str(args.queries))
 
 
 if __name__ == "__main__":
