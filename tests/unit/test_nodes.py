@@ -34,7 +34,7 @@ def test_check_safety_reads_photo_and_passes_a_banana(ctx):
 def test_check_safety_stops_prohibited_goods_in_the_hint(ctx):
     state = run_until(check_safety, BANANA, ctx, hint="comes with a replica pistol")
     assert state.safety["safe"] is False
-    assert "pistol" in state.safety["reason"] or "replica" in state.safety["reason"]
+    assert state.safety["reason"] == "prohibited item: 'pistol'"  # 'replica' alone is no item: 'replica watch' is
     assert state.degraded == "unsafe" and state.description == state.safety["guidance"]
 
 
