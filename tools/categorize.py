@@ -1,10 +1,12 @@
 """categorize: the leaf category by similarity-weighted vote of the catalog's nearest products.
 
 Each product hit votes for its category with weight sim**8; where the index has a category probe
-(`probe.py`), the vote's shares and the probe's probabilities are averaged. The confidence is
-calibrated: the index learned, on held-out catalog photos, how often a vote (or blend) with this
-share and score is right (`learn.py`). Below the policy's `category_min_confidence` the graph
-abstains.
+(`probe.py`, corrected for how many photos each category has), the vote's shares and the probe's
+probabilities are averaged. Two calibrations learned on held-out catalog photos (`learn.py`) judge it:
+whether the guess is worth offering where the catalog has the seller's category (below the policy's
+`category_min_confidence` the graph abstains), and the confidence the listing states, which weighs
+every category alike and expects sellers with categories the catalog lacks (the text names the leaf
+only when it is high).
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from ipl_tools.probe import blend_category
 from ipl_tools.safety import unsafe
 from ipl_tools.search import neighbours_of, photos_of, searcher_for
 
-Calibrate = Callable[[float, float], float]
-"""(vote share, top score) -> P(the vote is right)."""
+Calibrate = Callable[[str, float, float], tuple[float, float]]
+"""(category, vote share, top score) -> (P(right) where the catalog has the seller's category, the stated
+P(right)): the first decides whether to offer the guess at all, the second is its confidence."""
 
 
 class KnnVote:
@@ -46,11 +49,11 @@ class KnnVote:
         best, share = blend_category(votes, prior, prior_weight)
         if best is None or not neighbours:
             return CategoryGuess(name=None, confidence=0.0)
-        confidence = calibrate(share, neighbours[0].similarity) if calibrate else share
-        confidence = round(min(confidence, 0.9999), 4)
+        offered, confidence = calibrate(best, share, neighbours[0].similarity) if calibrate else (share, share)
+        offered, confidence = min(offered, 0.9999), round(min(confidence, 0.9999), 4)  # policy 1 switches it off
         others = [n.category for n in neighbours if n.category and n.category != best]
         runner_up = others[0] if others else None
-        if confidence < min_confidence:
+        if offered < min_confidence:
             return CategoryGuess(name=None, confidence=confidence, runner_up=best)
         path = next((n.category_path for n in neighbours if n.category == best and n.category_path), [best])
         return CategoryGuess(name=best, confidence=confidence, path=path, runner_up=runner_up)

@@ -34,8 +34,9 @@ import numpy as np
 from ipl_tools.probe import Probe, blend_category, category_probe_weight, fit_probes
 
 MODEL_FILE = "ipl-model.npz"
-MODEL_FORMAT = 2
-"""Bumped when what a saved model means changes (2: the category blend's weights depend on the label kind); a model
+MODEL_FORMAT = 3
+"""Bumped when what a saved model means changes (2: the category blend's weights depend on the label kind;
+3: the category probe's prior correction and the stated category confidence); a model
 saved in another format is refitted on load, from the catalog in the index."""
 LDA_REG = 0.1
 """Ridge on the within-class scatter, as a share of its mean eigenvalue."""
@@ -48,6 +49,14 @@ MAX_CALIBRATION = 4000
 VOTE_K = 10
 VOTE_POWER = 8.0
 LOOKALIKE_K = 10
+CLASS_BALANCE = 0.5
+"""The stated confidence's calibration weighs a held-out photo by 1 / (photos of its category)**0.5:
+between the catalog's own mix (0; a long-tailed catalog's held-out photos are mostly of its head, so
+it learns certainty where a rare product's seller gets the head's answer) and every category alike (1;
+too shy on a catalog whose sellers list in its own proportions)."""
+OPEN_SHARE = 0.05
+"""Share of the stated confidence's calibration cases that are held-out photos scored with their whole
+category hidden (a seller's product of a category the catalog lacks; always wrong)."""
 NEAR_DUPLICATE = 0.9
 """Raw cosine above which two photos of one product are taken for the same shot (hidden from each
 other when the calibrations are fitted)."""
@@ -112,14 +121,17 @@ def project(x: np.ndarray, mean: np.ndarray, matrix: np.ndarray | None) -> np.nd
 # --- calibration -------------------------------------------------------------------------------
 
 
-def fit_logistic(features: np.ndarray, y: np.ndarray, ridge: float = 1e-2, steps: int = 50) -> list[float]:
-    """Logistic regression by Newton steps: coefficients for [1, *features]."""
+def fit_logistic(features: np.ndarray, y: np.ndarray, ridge: float = 1e-2, steps: int = 50,
+                 weights: np.ndarray | None = None) -> list[float]:
+    """Logistic regression by Newton steps: coefficients for [1, *features]; `weights` per case
+    (default 1 each)."""
     x = np.hstack([np.ones((len(features), 1)), features])
+    sw = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=float)
     w = np.zeros(x.shape[1])
     for _ in range(steps):
-        p = 1 / (1 + np.exp(-x @ w))
-        grad = x.T @ (p - y) + ridge * w
-        hess = (x.T * (p * (1 - p))) @ x + ridge * np.eye(len(w))
+        p = 1 / (1 + np.exp(-np.clip(x @ w, -30, 30)))
+        grad = x.T @ (sw * (p - y)) + ridge * w
+        hess = (x.T * (sw * p * (1 - p))) @ x + ridge * np.eye(len(w))
         step = np.linalg.solve(hess, grad)
         w -= step
         if np.abs(step).max() < 1e-8:
@@ -127,12 +139,15 @@ def fit_logistic(features: np.ndarray, y: np.ndarray, ridge: float = 1e-2, steps
     return [float(v) for v in w]
 
 
-def fit_rate(features: np.ndarray, right: np.ndarray) -> list[float]:
+def fit_rate(features: np.ndarray, right: np.ndarray, weights: np.ndarray | None = None) -> list[float]:
     """A calibration that holds up when every held-out case was right (or wrong): one pseudo-case of
-    each outcome at the mean features keeps the fit finite and the rate below 1."""
+    each outcome at the mean features keeps the fit finite and the rate below 1. `weights` per case
+    (their mean is taken as 1)."""
     features = np.asarray(features, dtype=float).reshape(len(right), -1)
     pseudo = np.repeat(features.mean(0, keepdims=True), 2, axis=0)
-    return fit_logistic(np.vstack([features, pseudo]), np.concatenate([np.asarray(right, float), [1.0, 0.0]]))
+    sw = np.ones(len(right)) if weights is None else np.asarray(weights, dtype=float) / np.mean(weights)
+    return fit_logistic(np.vstack([features, pseudo]), np.concatenate([np.asarray(right, float), [1.0, 0.0]]),
+                        weights=np.concatenate([sw, [1.0, 1.0]]))
 
 
 def logistic(coef: list[float], *features: float) -> float:
@@ -167,6 +182,27 @@ def _votes(hits: list[tuple[float, str | None]], power: float) -> tuple[dict[str
         if value:
             votes[value] += weight
     return votes, total
+
+
+def balance_weights(classes: list[Any], power: float = CLASS_BALANCE) -> np.ndarray:
+    """Per case, 1 / (cases of its class)**power, mean 1: each class weighs alike at power 1."""
+    counts = Counter(classes)
+    w = np.array([counts[c] ** -power for c in classes], dtype=float)
+    return w / w.mean() if len(w) else w
+
+
+def with_open(closed: np.ndarray, right: np.ndarray, classes: list[Any], open_: list[list[float]],
+              open_classes: list[Any], share: float = OPEN_SHARE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Closed-set cases plus open-set ones (always wrong) weighted to `share` of the whole, each set
+    balanced over its classes (`balance_weights`)."""
+    weights = balance_weights(classes)
+    if not share or not open_:
+        return closed, right, weights
+    o = np.asarray(open_, dtype=float)
+    wc = weights / weights.sum() * (1 - share) * len(closed)
+    wo = balance_weights(open_classes)
+    wo = wo / wo.sum() * share * len(closed)
+    return np.vstack([closed, o]), np.concatenate([right, np.zeros(len(o))]), np.concatenate([wc, wo])
 
 
 def fold(text: str) -> str:
@@ -215,6 +251,13 @@ class IndexModel:
     gate: list[float] | None = None
     """Coefficients of P(identical | score, margin); None when the catalog has no spu groups."""
     category: list[float] | None = None
+    """Coefficients of P(the category is right | share, score) where the catalog has the seller's category."""
+    category_stated: list[float] | None = None
+    """Coefficients of the stated P(the category is right | share, score, score below the category's
+    typical): fitted on held-out photos balanced over categories (CLASS_BALANCE) and mixed with photos of
+    categories the catalog lacks (OPEN_SHARE)."""
+    category_typical: dict[str, float] = field(default_factory=dict)
+    """Per category, the median top score of held-out photos it was rightly voted for ('*': all)."""
     attributes: dict[str, list[float]] = field(default_factory=dict)
     colours: np.ndarray | None = None
     """Colour histograms (M, 192) of catalog photos that state a Colour, and their names."""
@@ -231,6 +274,7 @@ class IndexModel:
         """Written aside and swapped in: a reader finds the old file or the new one, never half of one."""
         meta = {
             "count": self.count, "label_kind": self.label_kind, "gate": self.gate, "category": self.category,
+            "category_stated": self.category_stated, "category_typical": self.category_typical,
             "attributes": self.attributes, "colour_names": self.colour_names, "idf": self.idf,
             "report": self.report, "probes": {name: p.classes for name, p in self.probes.items()},
             "format": MODEL_FORMAT, "collection": self.collection,
@@ -262,6 +306,7 @@ class IndexModel:
             return cls(
                 count=meta["count"], label_kind=meta["label_kind"], mean=z["mean"],
                 matrix=z.get("matrix"), gate=meta["gate"], category=meta["category"],
+                category_stated=meta["category_stated"], category_typical=meta["category_typical"],
                 attributes=meta["attributes"], colours=z.get("colours"),
                 colour_names=meta["colour_names"], idf=meta["idf"], report=meta.get("report", {}),
                 probes={name: Probe(classes, z[f"probe:{name}"]) for name, classes in meta.get("probes", {}).items()},
@@ -275,10 +320,21 @@ class IndexModel:
         """P(the top hit is the identical product); 0 for a catalog that has no spu groups."""
         return logistic(self.gate, score, margin) if self.gate else 0.0
 
-    def category_confidence(self, share: float, score: float) -> float:
-        """P(the category is right), from its share of the vote (blended with the probe's
-        probability where there is a category probe) and the top hit's score."""
-        return logistic(self.category, share, score) if self.category else share
+    def category_confidence(self, category: str, share: float, score: float) -> tuple[float, float]:
+        """(P(the category is right) where the catalog has the seller's category, the stated P(right)),
+        from its share of the vote (blended with the probe's probability where there is a category
+        probe) and the top hit's score. The first decides whether a guess is worth offering; the
+        second is what the listing states, and it also weighs how far the score falls below what
+        photos of that category usually score, and that the seller's category may be missing."""
+        closed = logistic(self.category, share, score) if self.category else share
+        if not self.category_stated:
+            return closed, closed
+        return closed, logistic(self.category_stated, share, score, self.below_typical(category, score))
+
+    def below_typical(self, category: str | None, score: float) -> float:
+        """The top hit's score minus the median score of photos rightly voted `category` (0 unknown)."""
+        typical = self.category_typical.get(str(category), self.category_typical.get("*"))
+        return score - typical if typical is not None else 0.0
 
     @property
     def category_probe_weight(self) -> float:
@@ -360,6 +416,14 @@ def fit(records: Records, seed: int = 0) -> IndexModel:
         report["category_vote"] = "knn+probe" if "category" in model.probes else "knn"
         report["held_out_category_acc"] = round(float(ok.mean()), 4)
         model.category = fit_rate(np.array(held["cat"]), ok)
+        report["held_out_category_bands"] = _by_band(held["cat_class"], ok, report["photos_per"]["category"])
+        model.category_typical = _typical(held["cat"], held["cat_winner"], ok)
+        stated = [[share, s1, model.below_typical(w, s1)] for (share, s1), w in zip(held["cat"], held["cat_winner"],
+                                                                                  strict=True)]
+        absent = [[share, s1, model.below_typical(w, s1)] for (share, s1), w in zip(held["cat_open"],
+                                                                                  held["cat_open_winner"], strict=True)]
+        model.category_stated = fit_rate(*with_open(np.array(stated), ok, held["cat_class"], absent,
+                                                    held["cat_open_class"]))
     model.attributes, report["held_out_attributes"] = _fit_attributes(held["attr"] | _lookalike_samples(records, rng))
     model.colours, model.colour_names = _colour_table(records)
     model.idf = _idf(records)
@@ -379,8 +443,12 @@ def _labels(records: Records, rows: np.ndarray | None = None) -> dict[str, list[
 def _cross_fit(records: Records, kind: str, rng: np.random.Generator) -> dict[str, Any]:
     """Scores of held-out photos against the rest, with the projection refitted per fold. A held-out
     photo's near-duplicates (same product, raw cosine over NEAR_DUPLICATE: the same shot) are
-    hidden from it, so it is scored as a new seller photo would be."""
-    out: dict[str, Any] = {"gate": [], "top_ok": [], "cat": [], "cat_ok": [], "attr": defaultdict(list)}
+    hidden from it, so it is scored as a new seller photo would be. Each held-out photo is scored a
+    second time with its whole category hidden: a photo of a category the catalog lacks, which the
+    stated confidence must not trust."""
+    out: dict[str, Any] = {"gate": [], "top_ok": [], "cat": [], "cat_ok": [],
+                           "cat_class": [], "cat_open": [], "cat_open_class": [],
+                           "cat_winner": [], "cat_open_winner": [], "attr": defaultdict(list)}
     n = len(records.vectors)
     if kind == "none" or n < 2 * FOLDS:
         return out
@@ -415,11 +483,24 @@ def _cross_fit(records: Records, kind: str, rng: np.random.Generator) -> dict[st
                     out["gate"].append([s1, s1 - s2])
                     out["top_ok"].append(g1 == groups[i])
                 top = ranked[:VOTE_K]
-                knn = shares([(s, categories[j]) for s, _, j in top])
                 if categories[i] and (f == 0 or "category" not in probes):
+                    knn = shares([(s, categories[j]) for s, _, j in top])
                     winner, share = blend_category(knn, said.get("category"), category_probe_weight(kind))
                     out["cat"].append([share, s1])
                     out["cat_ok"].append(winner == categories[i])
+                    out["cat_class"].append(categories[i])
+                    out["cat_winner"].append(winner)
+                    elsewhere = np.where(categories[train] == categories[i], -2.0, row)
+                    other = [(s, categories[train[j]]) for s, _, j in _best_per_group(elsewhere, groups[train], VOTE_K)]
+                    if other:
+                        probe = {c: p for c, p in (said.get("category") or {}).items() if c != categories[i]}
+                        total = sum(probe.values())
+                        other_winner, share = blend_category(shares(other),
+                                                  {c: p / total for c, p in probe.items()} if total else None,
+                                                  category_probe_weight(kind))
+                        out["cat_open"].append([share, other[0][0]])
+                        out["cat_open_class"].append(categories[i])
+                        out["cat_open_winner"].append(other_winner)
                 for name, truth in attrs[i].items():
                     if truth and name in said:
                         value, p = max(said[name].items(), key=lambda kv: kv[1])
@@ -429,6 +510,24 @@ def _cross_fit(records: Records, kind: str, rng: np.random.Generator) -> dict[st
                         value, agreement, _ = vote([(s, attrs[j].get(name)) for s, _, j in top])
                         out["attr"][f"products:{name}"].append((agreement, _same(value, truth)))
     return out
+
+
+def _by_band(classes: list[Any], right: np.ndarray, photos: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """Held-out category accuracy per band of the category's catalog photos (the health report)."""
+    scored: dict[str, list[float]] = defaultdict(list)
+    for c, ok in zip(classes, right, strict=True):
+        scored[band(photos.get(str(c), 0))].append(float(ok))
+    return {b: {"n": len(v), "acc": round(float(np.mean(v)), 3)} for b, v in scored.items()}
+
+
+def _typical(cases: list[list[float]], winners: list[Any], right: np.ndarray) -> dict[str, float]:
+    """{category: median top score of the held-out photos rightly voted for it (3 at least), '*': all}."""
+    scores: dict[str, list[float]] = defaultdict(list)
+    for (_, s1), winner, ok in zip(cases, winners, right, strict=True):
+        if ok:
+            scores[str(winner)].append(s1)
+            scores["*"].append(s1)
+    return {c: round(float(np.median(v)), 4) for c, v in scores.items() if len(v) >= 3}
 
 
 def _unlike(records: Records, groups: np.ndarray, train: np.ndarray, test: np.ndarray) -> np.ndarray:

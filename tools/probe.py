@@ -24,6 +24,15 @@ RIDGE = 1e-4
 ITERATIONS = 100
 MIN_EXAMPLES = 2
 """Photos a value needs in the catalog to be a class."""
+PRIOR_SMOOTHING = 5.0
+"""The category probe's prior correction (logit adjustment, as the long-tail literature does it, but
+smoothed): a category with n catalog photos has its logits raised by log((n + 5) / n), so the share
+of the catalog it holds counts as if it had 5 photos more. A category of 1 photo gains x6 in odds,
+one of 100 photos x1.05: on a catalog where every category has many photos (whose sellers list in
+about the same proportions) nothing moves; on a long-tailed one, a category with few photos is no
+longer voted down by numbers alone. Chosen on the shared data: on the long-tail protocol (seed 0)
+fashion category_acc 0.813 -> 0.818, grocery 0.639 -> 0.639; full grocery 0.919 -> 0.912 (plain
+logit adjustment, 5 -> 0 here, gave 0.845 / 0.700 but 0.885 on the full catalog)."""
 MAX_CLASSES = 400
 MAX_PHOTOS = 20000
 """Photos a probe is fitted on, at most (a random sample beyond that): the fit stays ~linear in labels."""
@@ -48,8 +57,9 @@ class Probe:
         return {c: float(v) for c, v in zip(self.classes, p, strict=True)}
 
 
-def fit_probe(vectors: np.ndarray, values: list[Any]) -> Probe | None:
-    """A probe for one label from the photos that state it; None with fewer than two classes."""
+def fit_probe(vectors: np.ndarray, values: list[Any], smoothing: float = 0.0) -> Probe | None:
+    """A probe for one label from the photos that state it; None with fewer than two classes. With
+    `smoothing` m, a class of n photos has its logits raised by log((n + m) / n)."""
     counts = Counter(str(v) for v in values if v not in (None, ""))
     classes = sorted(c for c, n in counts.most_common(MAX_CLASSES) if n >= MIN_EXAMPLES)
     if len(classes) < 2:
@@ -76,6 +86,9 @@ def fit_probe(vectors: np.ndarray, values: list[Any]) -> Probe | None:
     opt.step(closure)
     with torch.no_grad():
         weights = torch.cat([layer.weight.T, layer.bias[None, :]]).numpy()  # (D + 1, C)
+    if smoothing:
+        n = np.bincount(y.numpy(), minlength=len(classes))
+        weights[-1] += np.log((n + smoothing) / n)  # the prior correction (PRIOR_SMOOTHING)
     return Probe(classes=classes, weights=weights.astype(np.float32))
 
 
@@ -83,7 +96,7 @@ def fit_probes(vectors: np.ndarray, labels: dict[str, list[Any]]) -> dict[str, P
     """{label: probe} for every label with two classes or more."""
     probes = {}
     for name, values in labels.items():
-        probe = fit_probe(vectors, values)
+        probe = fit_probe(vectors, values, PRIOR_SMOOTHING if name == "category" else 0.0)
         if probe is not None:
             probes[name] = probe
     return probes

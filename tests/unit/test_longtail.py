@@ -1,14 +1,19 @@
-"""Long-tail catalogs: the eval's protocol and figures, class-prior-aware votes and probes, and
-calibrations that count every class alike and see products the catalog lacks (numpy only, no models)."""
+"""Long-tail catalogs: the eval's protocol and figures, the category probe's prior correction, and the stated
+confidence's calibration that weighs categories alike and sees categories the catalog lacks (no image models)."""
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
+import pytest
 
 from ipl_graph.evaluate import CONFIDENT, figures, longtail, reliability
 from ipl_graph.policies import Templates
 from ipl_tools.health import health_lines
-from ipl_tools.learn import IndexModel
+from ipl_tools.learn import OPEN_SHARE, IndexModel, as_records, balance_weights, fit, l2, with_open
+from ipl_tools.probe import PRIOR_SMOOTHING, fit_probe, fit_probes
 
 
 def catalog(sizes: dict[str, list[int]]) -> tuple[list[dict], list[dict]]:
@@ -71,3 +76,53 @@ def test_health_names_the_classes_with_too_few_photos():
     assert any("1-3 0.00 (n=2), 4-10 0.90 (n=10)" in line for line in lines)
     assert any("2 categories: Fig (1), Kiwi (1)" in line for line in lines)
     assert health_lines(IndexModel(count=1, label_kind="none", mean=np.zeros(4), matrix=None)) == []
+
+
+def clusters(sizes: dict[str, int], dim: int = 1776, spread: float = 0.5, seed: int = 0) -> tuple[np.ndarray, list]:
+    """Unit photo vectors around one centre per category ({category: photos}), in the embedder's width."""
+    rng = np.random.default_rng(seed)
+    centres = {c: rng.standard_normal(dim) for c in sizes}
+    x = np.vstack([centres[c] + spread * rng.standard_normal((n, dim)) * np.sqrt(dim / 8)
+                   for c, n in sizes.items()])
+    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), [c for c, n in sizes.items()
+                                                                                for _ in range(n)]
+
+
+def test_the_category_probe_corrects_for_how_many_photos_a_category_has():
+    x, y = clusters({"Apple": 120, "Kiwi": 2})
+    plain, corrected = fit_probe(x, y), fit_probe(x, y, smoothing=PRIOR_SMOOTHING)
+    assert plain is not None and corrected is not None and plain.classes == ["Apple", "Kiwi"]
+    lift = corrected.weights[-1] - plain.weights[-1]  # the same fit, the bias raised by log((n + m) / n)
+    assert lift == pytest.approx(np.log([(120 + 5) / 120, (2 + 5) / 2]), abs=1e-5)
+    between = l2(x[:120].mean(0) + x[120:].mean(0))[None, :]  # as like one as the other
+    assert corrected.probabilities(between)[0, 1] > plain.probabilities(between)[0, 1]
+    assert fit_probes(x, {"category": y, "Brand": y})["Brand"].weights[-1] == pytest.approx(plain.weights[-1])
+
+
+def test_calibration_weights_count_categories_and_absent_categories():
+    w = balance_weights(["Apple"] * 16 + ["Kiwi"] * 4)
+    assert w.mean() == pytest.approx(1.0) and w[0] / w[-1] == pytest.approx(0.5)  # (4 / 16) ** 0.5
+    closed = np.ones((20, 2))
+    x, right, weights = with_open(closed, np.ones(20), ["Apple"] * 16 + ["Kiwi"] * 4, [[0.5, 0.5]] * 3, ["Fig"] * 3)
+    assert len(x) == 23 and right[20:].sum() == 0
+    assert weights[20:].sum() / weights.sum() == pytest.approx(OPEN_SHARE)
+
+
+def test_stated_confidence_doubts_a_category_the_catalog_lacks():
+    """A catalog of a crowded head (Apple) and a thin tail: held-out photos of tail categories, scored with
+    their category hidden, teach the stated confidence what the head's answer to a stranger looks like."""
+    sizes = {"Apple": 150, **{f"tail{k}": 6 for k in range(8)}}
+    x, y = clusters(sizes, spread=1.0)
+    metas = [{"listing_id": f"r{i}", "category": c, "spu": "", "attributes": "{}"} for i, c in enumerate(y)]
+    records = as_records([f"r{i}#0" for i in range(len(y))], x, metas)
+    model = fit(records)
+    assert model.category and model.category_stated and "Apple" in model.category_typical
+    assert set(model.report["held_out_category_bands"]) == {"4-10", "51+"}
+    offered, stated = model.category_confidence("Apple", 0.6, model.category_typical["Apple"] - 0.1)
+    assert offered > 0.7 and stated < 0.55  # a split vote for the head: worth offering, not worth stating
+    assert model.below_typical("Durian", 0.5) == pytest.approx(0.5 - model.category_typical["*"])
+    with tempfile.TemporaryDirectory() as tmp:
+        model.save(Path(tmp))
+        again = IndexModel.load(Path(tmp))
+    assert again is not None
+    assert again.category_confidence("Apple", 0.9, 0.5) == model.category_confidence("Apple", 0.9, 0.5)
