@@ -11,12 +11,12 @@ from ipl_graph.hookspecs import Register, hookimpl
 @hookimpl
 def register_embedders(register: Register) -> None:
     def efficientnet_lite0() -> Any:
-        from ipl_tools.embedding import EfficientNetEmbedder
+        from ipl_tools.catalog.embedding import EfficientNetEmbedder
 
         return EfficientNetEmbedder()
 
     def efficientnet_lite0_int8() -> Any:
-        from ipl_tools.embedding import Int8EfficientNetEmbedder
+        from ipl_tools.catalog.embedding import Int8EfficientNetEmbedder
 
         return Int8EfficientNetEmbedder()
 

@@ -1,7 +1,7 @@
 """Run-time knobs. Each run names its backends by string; plugins resolve the names.
 
 The CLI and the eval set every field. Under `ipl serve` every field but `confirm` is the server's:
-its flags decide them for all runs, and a request that names another is refused (ipl_graph/server.py).
+its flags decide them for all runs, and a request that names another is refused (ipl_graph/face/server.py).
 """
 
 from __future__ import annotations

@@ -95,9 +95,9 @@ def chunks(real: np.ndarray, metas: list[dict], n: int, rng: np.random.Generator
 
 def bench(n: int, where: str, queries: int) -> dict:
     from ipl_graph import plugins
+    from ipl_graph.face.serve import free_port, stop
     from ipl_graph.policies import load_policy
-    from ipl_graph.serve import free_port, stop
-    from ipl_tools.index import Catalog, read_listings
+    from ipl_tools.catalog.index import Catalog, read_listings
     from ipl_tools.search import aggregate, product_of
 
     rng = np.random.default_rng(0)
@@ -168,8 +168,8 @@ def bench_ray(photos: int, workers: int, listings: Path) -> dict:
     """Embed and write `photos` catalog photos into a fresh folder: one process (workers 0) or Ray."""
     from ipl_graph import plugins
     from ipl_graph.policies import load_policy
-    from ipl_tools.index import Catalog, read_listings
-    from ipl_tools.ray_index import RayConfig
+    from ipl_tools.catalog.index import Catalog, read_listings
+    from ipl_tools.catalog.ray_index import RayConfig
 
     rows = [r for r in read_listings(listings) if r.get("role", "catalog") == "catalog" and r["images"]]
     rows = [{**r, "id": f"{r['id']}~{k}"} for k in range(-(-photos // len(rows))) for r in rows][:photos]

@@ -49,7 +49,7 @@ def worker_peak_mib() -> float | None:
     for pid in os.listdir("/proc"):
         try:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            if b"ipl_graph.worker" in cmdline and os.getuid() == os.stat(f"/proc/{pid}").st_uid:
+            if b"ipl_graph.face.worker" in cmdline and os.getuid() == os.stat(f"/proc/{pid}").st_uid:
                 hwm = next(ln for ln in Path(f"/proc/{pid}/status").read_text().splitlines() if ln.startswith("VmHWM"))
                 return int(hwm.split()[1]) / 1024
         except (OSError, StopIteration):
@@ -58,7 +58,7 @@ def worker_peak_mib() -> float | None:
 
 
 def cold(photos: list[str], index: str, runs: int) -> None:
-    from ipl_graph import worker
+    from ipl_graph.face import worker
 
     listing = [IPL, "list", "--index", index, "--json"]
     print("1. cold start (wall s, peak MiB; median of", runs, "runs)")
@@ -115,9 +115,9 @@ def warm(photos: list[str], index: str) -> None:
 def index_and_score(catalog: list[dict[str, Any]], queries: list[dict[str, Any]], folder: Path) -> None:
     from ipl_graph import plugins
     from ipl_graph.context import Context
-    from ipl_graph.evaluate import category_right, retrieval, run_all
+    from ipl_graph.face.evaluate import category_right, retrieval, run_all
     from ipl_graph.policies import load_policy
-    from ipl_tools.index import Catalog
+    from ipl_tools.catalog.index import Catalog
     from ipl_tools.photos import load_rgb
 
     photos = sum(len(r["images"]) for r in catalog)

@@ -35,7 +35,7 @@ def bench_indexing(images: Path) -> dict:
 
     from ipl_graph import plugins
     from ipl_graph.policies import load_policy
-    from ipl_tools.index import Catalog
+    from ipl_tools.catalog.index import Catalog
 
     paths = sorted(p for p in images.rglob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})[:1024]
     embedder = plugins.get("embedder", "efficientnet-lite0")
@@ -78,7 +78,7 @@ def synthetic(real: np.ndarray, metas: list[dict], n: int, rng: np.random.Genera
 def bench_size(n: int, images: Path, queries: int = 60) -> dict:
     from ipl_graph import plugins
     from ipl_graph.policies import load_policy
-    from ipl_tools.index import Catalog, read_listings
+    from ipl_tools.catalog.index import Catalog, read_listings
     from ipl_tools.search import aggregate, product_of
 
     rng = np.random.default_rng(0)

@@ -91,7 +91,7 @@ def main() -> int:
             p.error("--url must be a loopback address")
         return asyncio.run(load(args.url, args.listings, args.concurrency, args.timeout))
 
-    from ipl_graph.serve import running
+    from ipl_graph.face.serve import running
 
     with running(args.index, config=str(ROOT / "langgraph.json")) as url:
         print(f"server {url} (index {args.index})", file=sys.stderr)

@@ -16,7 +16,7 @@ offline.apply()  # setdefault only: the test run must not call home
 @pytest.fixture(scope="session")
 def sample_index(tmp_path_factory) -> str:
     from ipl_graph import plugins
-    from ipl_tools.index import Catalog, read_listings
+    from ipl_tools.catalog.index import Catalog, read_listings
 
     directory = tmp_path_factory.mktemp("index")
     catalog = Catalog(directory, create=True)

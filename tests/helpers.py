@@ -48,12 +48,12 @@ def ipl_server(index: str, log_path: Path, *args: str, env: dict[str, str] | Non
     reading). Fails the test with the log's tail if it does not start; stopped with its process group."""
     import pytest
 
-    from ipl_graph.serve import free_port, stop, wait_until_up
+    from ipl_graph.face.serve import free_port, stop, wait_until_up
 
     port = free_port()
     with open(log_path, "w+") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "ipl_graph.cli", "serve", "--port", str(port), "--index", index,
+            [sys.executable, "-m", "ipl_graph.face.cli", "serve", "--port", str(port), "--index", index,
              "--config", str(ROOT / "langgraph.json"), *args],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=env,
         )
@@ -78,7 +78,7 @@ def chroma_server(path: Path, log_path: Path) -> Iterator[str]:
 
     import pytest
 
-    from ipl_graph.serve import free_port, stop
+    from ipl_graph.face.serve import free_port, stop
 
     port = free_port()
     with open(log_path, "w+") as log:

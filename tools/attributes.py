@@ -28,8 +28,8 @@ from ipl_graph.context import Context
 from ipl_graph.policies import load_policy
 from ipl_graph.schemas import AttributeValue, Neighbour, Photo
 from ipl_graph.state import State
-from ipl_tools.colour import dominant_colour, name_colour
-from ipl_tools.learn import LOOKALIKE_K, VOTE_K, IndexModel, fold, vote
+from ipl_tools.catalog.colour import dominant_colour, name_colour
+from ipl_tools.catalog.learn import LOOKALIKE_K, VOTE_K, IndexModel, fold, vote
 from ipl_tools.photos import load_rgb
 from ipl_tools.price import suggest_price
 from ipl_tools.search import photos_of, searcher_for
@@ -160,7 +160,7 @@ class EvidenceExtractor:
 
 
 def extract_attributes(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    from ipl_tools.embedding import part
+    from ipl_tools.catalog.embedding import part
 
     ctx = runtime.context
     policy = load_policy(ctx.policy)

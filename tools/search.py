@@ -26,8 +26,8 @@ from ipl_graph.policies import load_policy
 from ipl_graph.schemas import Neighbour, Photo
 from ipl_graph.state import State
 from ipl_tools import trust
-from ipl_tools.index import Catalog, neighbour
-from ipl_tools.learn import IndexModel, listing_text, text_match, trigrams
+from ipl_tools.catalog.index import Catalog, neighbour
+from ipl_tools.catalog.learn import IndexModel, listing_text, text_match, trigrams
 
 TEXT_WEIGHT = 0.6
 """How far a full OCR text match moves a hit's score towards 1."""

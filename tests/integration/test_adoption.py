@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from helpers import QUERIES, ipl_server
-from ipl_graph.adoption import Pair, adoption, edit_distance, kept
-from ipl_graph.cli import main
-from ipl_graph.serve import free_port
+from ipl_graph.face.adoption import Pair, adoption, edit_distance, kept
+from ipl_graph.face.cli import main
+from ipl_graph.face.serve import free_port
 
 PHOTOS = ["Banana_001.jpg", "Arla-Standard-Milk_001.jpg", "Bravo-Apple-Juice_001.jpg", "Oatly-Oat-Milk_001.jpg"]
 

@@ -17,9 +17,9 @@ import pytest
 from langgraph_sdk import get_sync_client
 
 from helpers import QUERIES, SAMPLE, chroma_server, ipl_server
-from ipl_graph.cli import main
-from ipl_tools.chroma_server import POINTER, WRITER, ServerIndex, ServerModelStore
-from ipl_tools.index import Catalog
+from ipl_graph.face.cli import main
+from ipl_tools.catalog.chroma_server import POINTER, WRITER, ServerIndex, ServerModelStore
+from ipl_tools.catalog.index import Catalog
 
 PAIR = [str(QUERIES / "Bravo-Apple-Juice_001.jpg"), str(SAMPLE / "images" / "Bravo-Apple-Juice_Iconic.jpg")]
 
@@ -44,7 +44,7 @@ def ipl_list(index: str, home) -> dict:
     home.mkdir()
     env = {**os.environ, "HOME": str(home)}
     argv = ["list", *PAIR, "--index", index, "--json", "--no-worker"]  # no warm worker outlives the test
-    done = subprocess.run([sys.executable, "-m", "ipl_graph.cli", *argv], cwd=home, env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "ipl_graph.face.cli", *argv], cwd=home, env=env, capture_output=True,
                           text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout)

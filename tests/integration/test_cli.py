@@ -13,7 +13,7 @@ from PIL import Image
 
 from helpers import QUERIES, SAMPLE
 
-IPL = [sys.executable, "-m", "ipl_graph.cli"]
+IPL = [sys.executable, "-m", "ipl_graph.face.cli"]
 KEYS = {"category", "category_confidence", "screened", "quality", "attributes", "evidence", "title", "description",
         "references", "degraded", "safety", "price"}
 

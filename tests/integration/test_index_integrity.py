@@ -20,10 +20,10 @@ import numpy as np
 import pytest
 
 from helpers import QUERIES, SAMPLE
-from ipl_graph.cli import main
+from ipl_graph.face.cli import main
 
 PHOTO = str(QUERIES / "Banana_001.jpg")
-IPL = [sys.executable, "-m", "ipl_graph.cli"]
+IPL = [sys.executable, "-m", "ipl_graph.face.cli"]
 pytestmark = pytest.mark.slow
 
 
@@ -160,7 +160,7 @@ def test_rows_the_trust_boundary_refuses_are_quarantined(tmp_path, capsys):
 
 
 def test_a_killed_fit_is_finished_by_ipl_index_not_by_a_reader(index, tmp_path, capsys, monkeypatch):
-    from ipl_tools import index as index_module
+    from ipl_tools.catalog import index as index_module
 
     listings = write_rows(tmp_path / "more.jsonl", sample_rows(12) + sample_rows(40)[1:3])
 
@@ -184,8 +184,8 @@ def test_concurrent_readers_write_nothing(index, built, tmp_path):
     refuse; neither time does any of them fit or write what IPL keeps in the index."""
     stale = Path(shutil.copytree(index, tmp_path / "stale"))
     listings = write_rows(tmp_path / "more.jsonl", sample_rows(12) + sample_rows(40)[1:2])
-    kill = ("import sys; from ipl_tools import index; index.learn_fit = lambda r: sys.exit(9); "
-            "from ipl_graph.cli import main; main(sys.argv[1:])")
+    kill = ("import sys; from ipl_tools.catalog import index; index.learn_fit = lambda r: sys.exit(9); "
+            "from ipl_graph.face.cli import main; main(sys.argv[1:])")
     assert subprocess.run([sys.executable, "-c", kill, "index", str(listings), "--index", str(stale)],
                           capture_output=True, timeout=300).returncode == 9
     for folder, expected in [(index, 0), (stale, 2)]:
@@ -202,7 +202,7 @@ def test_concurrent_readers_write_nothing(index, built, tmp_path):
 
 
 def test_refits_leave_no_orphan_segment_folders(index):
-    from ipl_tools.index import Catalog
+    from ipl_tools.catalog.index import Catalog
 
     catalog = Catalog(index, create=True)
     catalog.fit()
@@ -216,10 +216,10 @@ def test_a_reader_during_refits_sees_a_whole_model(index):
     every query answers from one whole model, and the reader follows the swaps."""
     from ipl_graph import plugins
     from ipl_graph.policies import load_policy
-    from ipl_tools.index import Catalog
+    from ipl_tools.catalog.index import Catalog
     from ipl_tools.photos import resolve
 
-    refit = ("import sys; from ipl_tools.index import Catalog; c = Catalog(sys.argv[1], create=True); "
+    refit = ("import sys; from ipl_tools.catalog.index import Catalog; c = Catalog(sys.argv[1], create=True); "
              "[c.fit() for _ in range(3)]")
     embedder = plugins.get("embedder", "efficientnet-lite0")
     vectors = getattr(embedder, "embed_query", embedder.embed)([resolve(PHOTO, load_policy().limits)])

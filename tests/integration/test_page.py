@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from helpers import QUERIES, ROOT, SAMPLE
-from ipl_graph.serve import running
+from ipl_graph.face.serve import running
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",

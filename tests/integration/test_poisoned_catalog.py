@@ -13,12 +13,12 @@ import pytest
 
 from helpers import QUERIES, SAMPLE, write_policy
 from ipl_graph import plugins
-from ipl_graph.cli import main
 from ipl_graph.context import Context
+from ipl_graph.face.cli import main
 from ipl_graph.graph import graph
 from ipl_graph.policies import load_policy
 from ipl_graph.state import InputState
-from ipl_tools.index import Catalog, read_listings
+from ipl_tools.catalog.index import Catalog, read_listings
 
 MILK = QUERIES / "Arla-Standard-Milk_001.jpg"
 POISON = {

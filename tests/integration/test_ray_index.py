@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 from helpers import QUERIES, SAMPLE
-from ipl_graph.cli import main
 from ipl_graph.context import Context
+from ipl_graph.face.cli import main
 from ipl_graph.graph import graph
 from ipl_graph.state import InputState
-from ipl_tools.index import Catalog, read_listings
+from ipl_tools.catalog.index import Catalog, read_listings
 
 pytestmark = pytest.mark.slow
 POISONED = {"title": "Bravo juice add WeChat: juice_seller88", "description": "call 138 0013 8000"}

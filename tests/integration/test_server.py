@@ -19,8 +19,8 @@ from langgraph_sdk import get_sync_client
 from PIL import Image
 
 from helpers import QUERIES, SAMPLE, ipl_server, runtime
-from ipl_graph.cli import main
 from ipl_graph.context import Context
+from ipl_graph.face.cli import main
 from ipl_graph.graph import builder, route_after_confirm_attributes, route_after_extract_attributes
 from ipl_graph.state import State
 

@@ -10,7 +10,7 @@ import httpx
 from langgraph_sdk import get_sync_client
 
 from helpers import QUERIES, ROOT, SAMPLE, ipl_server
-from ipl_graph.cli import main
+from ipl_graph.face.cli import main
 
 BANANA = QUERIES / "Banana_001.jpg"
 PAIR = [str(QUERIES / "Bravo-Apple-Juice_001.jpg"), str(SAMPLE / "images" / "Bravo-Apple-Juice_Iconic.jpg")]

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from helpers import QUERIES, ROOT, ipl_server
-from ipl_graph.cli import main
+from ipl_graph.face.cli import main
 
 TOKEN = "ipl-test-token-7f3a"
 KEY = "sk-ipl-test-key-that-must-not-leave"

@@ -14,7 +14,7 @@ import torch
 from safetensors.torch import load_file
 
 from helpers import QUERIES, SAMPLE, write_policy
-from ipl_graph.cli import main
+from ipl_graph.face.cli import main
 from ipl_tools.tuning.collator import IGNORE, AssistantOnlyCollator, chat_of, load_photo
 from ipl_tools.tuning.sft_data import build
 from ipl_tools.tuning.tune import TuneConfig, is_vision_tower, tune

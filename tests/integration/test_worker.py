@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from helpers import QUERIES
-from ipl_graph import worker
+from ipl_graph.face import worker
 
 IPL = str(Path(sys.executable).with_name("ipl"))  # the console script: main() with no argv
 
@@ -49,7 +49,7 @@ def test_an_index_written_since_is_seen(tmp_path):
 
 def test_an_idle_worker_leaves(tmp_path):
     sock = tmp_path / "w.sock"
-    code = ("import sys; from pathlib import Path; from ipl_graph import worker; worker.IDLE_S = 0;"
+    code = ("import sys; from pathlib import Path; from ipl_graph.face import worker; worker.IDLE_S = 0;"
             " worker.warm = lambda: None; worker.Worker(Path(sys.argv[1])).serve()")
     proc = subprocess.Popen([sys.executable, "-c", code, str(sock)])
     try:

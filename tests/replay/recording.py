@@ -91,7 +91,7 @@ def load(path: Path) -> tuple[dict[str, Any], list[Step]]:
 def build_sample_index(directory: str) -> str:
     from ipl_graph import plugins
     from ipl_graph.policies import load_policy
-    from ipl_tools.index import Catalog, read_listings
+    from ipl_tools.catalog.index import Catalog, read_listings
 
     catalog = Catalog(directory, create=True)
     catalog.add_listings(read_listings(ROOT / "samples" / "grocery" / "listings.jsonl"),

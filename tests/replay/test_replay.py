@@ -57,7 +57,7 @@ def no_index(tmp_path) -> str:
 @pytest.fixture
 def no_catalog(monkeypatch):
     """Opening a catalog fails the test, whatever path a node takes to it."""
-    from ipl_tools import index
+    from ipl_tools.catalog import index
 
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("a replay opened the catalog index")

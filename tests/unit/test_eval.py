@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from helpers import SAMPLE
-from ipl_graph.evaluate import (
+from ipl_graph.face.evaluate import (
     FIGURES,
     Vocabulary,
     attributes,
@@ -67,7 +67,7 @@ def test_description_contradictions():
 
 
 def test_eval_on_the_sample_lists_queries_and_scores_them(sample_index, tmp_path):
-    from ipl_graph.cli import main
+    from ipl_graph.face.cli import main
 
     out = tmp_path / "report.json"
     code = main(["eval", "--catalog", str(SAMPLE / "listings.jsonl"), "--queries", str(SAMPLE / "queries.jsonl"),

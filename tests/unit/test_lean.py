@@ -30,7 +30,7 @@ def test_guard_and_catalog_import_without_the_extras(tmp_path):
     code = (
         "import sys\n"
         "from ipl_tools.moderation import guard\n"
-        "from ipl_tools.index import Catalog\n"
+        "from ipl_tools.catalog.index import Catalog\n"
         "from ipl_graph.policies import load_policy\n"
         "from ipl_tools.moderation import first_violation\n"
         f"Catalog({str(tmp_path)!r}, create=True)\n"

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ipl_graph.evaluate import CONFIDENT, figures, longtail, reliability
+from ipl_graph.face.evaluate import CONFIDENT, figures, longtail, reliability
 from ipl_graph.policies import Templates
-from ipl_tools.health import health_lines
-from ipl_tools.learn import OPEN_SHARE, IndexModel, as_records, balance_weights, fit, l2, with_open
-from ipl_tools.probe import PRIOR_SMOOTHING, fit_probe, fit_probes
+from ipl_tools.catalog.health import health_lines
+from ipl_tools.catalog.learn import OPEN_SHARE, IndexModel, as_records, balance_weights, fit, l2, with_open
+from ipl_tools.catalog.probe import PRIOR_SMOOTHING, fit_probe, fit_probes
 
 
 def catalog(sizes: dict[str, list[int]]) -> tuple[list[dict], list[dict]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ipl_graph.mining import mine_templates
+from ipl_tools.catalog.mining import mine_templates
 
 
 def test_templates_keep_filled_attributes_in_their_usual_order():

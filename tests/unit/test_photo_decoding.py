@@ -146,7 +146,7 @@ def test_the_store_keeps_under_its_bound_dropping_the_oldest(tmp_path):
 
 
 def test_ipl_list_of_a_tiny_photo_is_one_line_and_exit_2(tmp_path, capsys):
-    from ipl_graph.cli import main
+    from ipl_graph.face.cli import main
 
     path = tmp_path / "tiny.png"
     original().resize((1, 1)).save(path)

@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 
 from ipl_graph.schemas import Neighbour
-from ipl_tools.categorize import KnnVote
-from ipl_tools.gate import trusted_of
-from ipl_tools.learn import (
+from ipl_tools.catalog.learn import (
     IndexModel,
     Records,
     fit,
@@ -23,7 +21,9 @@ from ipl_tools.learn import (
     trigrams,
     vote,
 )
-from ipl_tools.probe import blend, blend_category, fit_probe
+from ipl_tools.catalog.probe import blend, blend_category, fit_probe
+from ipl_tools.categorize import KnnVote
+from ipl_tools.gate import trusted_of
 from ipl_tools.search import aggregate, product_of
 
 
@@ -129,8 +129,8 @@ def test_label_kind_prefers_spu_groups_then_categories():
 
 
 def test_fit_calibrates_and_round_trips(tmp_path, monkeypatch):
-    from ipl_tools import learn
-    from ipl_tools.embedding import DIM
+    from ipl_tools.catalog import learn
+    from ipl_tools.catalog.embedding import DIM
 
     x, y = blobs(n_classes=8, per_class=25, dim=DIM, spread=0.06)
     rng = np.random.default_rng(0)

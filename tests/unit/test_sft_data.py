@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from helpers import QUERIES, SAMPLE
-from ipl_graph.cli import main
+from ipl_graph.face.cli import main
 from ipl_graph.policies import load_policy
 from ipl_graph.prompts import render
 from ipl_graph.schemas import Neighbour

@@ -16,9 +16,9 @@ import numpy as np
 from ipl_graph.policies import Policy
 from ipl_graph.schemas import Neighbour, Photo
 from ipl_tools import trust
+from ipl_tools.catalog.index import neighbour
 from ipl_tools.categorize import KnnVote
 from ipl_tools.gate import identity, trusted_of
-from ipl_tools.index import neighbour
 from ipl_tools.photos import resolve
 from ipl_tools.search import CANDIDATES, ChromaSearcher, aggregate, product_of
 

@@ -21,7 +21,7 @@ from typing import Any
 from ipl_graph.errors import PhotoError, UserError
 from ipl_graph.policies import Policy, load_policy
 from ipl_graph.schemas import Neighbour, Photo
-from ipl_tools.index import read_listings
+from ipl_tools.catalog.index import read_listings
 from ipl_tools.tuning.cleaning import CleaningConfig, Step, text_steps
 from ipl_tools.tuning.instructions import description_records, task_records
 

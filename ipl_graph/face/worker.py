@@ -116,7 +116,7 @@ def _start(path: Path) -> socket.socket | None:
         path.unlink(missing_ok=True)
         with open(path.with_suffix(".log"), "ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "ipl_graph.worker", str(path)], stdin=subprocess.DEVNULL, stdout=log,
+                [sys.executable, "-m", "ipl_graph.face.worker", str(path)], stdin=subprocess.DEVNULL, stdout=log,
                 stderr=log, start_new_session=True, close_fds=True,
             )
         deadline = time.monotonic() + START_S
@@ -186,7 +186,7 @@ class _Channel:
 
 
 class Worker:
-    """Serves requests one at a time, as `ipl_graph.cli.main` would run them in the client's folder."""
+    """Serves requests one at a time, as `ipl_graph.face.cli.main` would run them in the client's folder."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -246,7 +246,7 @@ class Worker:
                 stream.flush()
 
     def _run(self, request: dict[str, Any], stream: Any) -> int:
-        from ipl_graph.cli import main
+        from ipl_graph.face.cli import main
 
         out, err = _Channel(stream, "out"), _Channel(stream, "err")
         saved = sys.stdout, sys.stderr
@@ -298,7 +298,7 @@ def warm() -> None:
     offline.apply()
     import ipl_graph.graph  # noqa: F401
     from ipl_tools import moderation
-    from ipl_tools.index import Catalog  # noqa: F401
+    from ipl_tools.catalog.index import Catalog  # noqa: F401
 
     with contextlib.suppress(Exception):  # a backend that cannot load fails the request, as in-process
         for kind, name in [("ocr", "rapidocr"), ("nudity", "auto"), ("embedder", "efficientnet-lite0")]:

@@ -26,7 +26,7 @@ from ipl_graph.errors import PhotoError, UserError
 
 if TYPE_CHECKING:
     from ipl_graph.policies import Limits, Policy
-    from ipl_tools.index import Catalog, IndexReport
+    from ipl_tools.catalog.index import Catalog, IndexReport
 
 
 @dataclass

@@ -13,7 +13,7 @@ thread's state passes it, whatever the route (threads and stateless runs, /runs/
   whether or not it exists; the hint is bounded by the policy; lang is one the graph writes;
 - a resume carries only bounded seller edits; webhooks, graph configuration, state writes other
   than the seller's edits of the finished listing are refused.
-A refused request gets a 4xx with {"detail": one line}. Authentication is ipl_graph/auth.py.
+A refused request gets a 4xx with {"detail": one line}. Authentication is ipl_graph/face/auth.py.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ipl_graph.context import Context
 from ipl_graph.errors import PhotoError
+from ipl_graph.face.serve import CONTEXT_ENV, PHOTOS_DIR_ENV, STORE_ENV
 from ipl_graph.policies import Limits, load_policy
-from ipl_graph.serve import CONTEXT_ENV, PHOTOS_DIR_ENV, STORE_ENV
 
 GRAPH = "listing"
 LAST_NODE = "score_quality"
@@ -409,7 +409,7 @@ def to_page(request: Request) -> Response:
 
 
 def page(request: Request) -> Response:
-    return HTMLResponse(resources.files("ipl_graph").joinpath("seller.html").read_text(encoding="utf-8"))
+    return HTMLResponse(resources.files("ipl_graph.face").joinpath("seller.html").read_text(encoding="utf-8"))
 
 
 @contextlib.asynccontextmanager

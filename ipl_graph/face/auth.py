@@ -14,7 +14,7 @@ from typing import Any
 
 from langgraph_sdk import Auth
 
-from ipl_graph.serve import TOKEN_ENV
+from ipl_graph.face.serve import TOKEN_ENV
 
 PUBLIC = {"/ipl", "/ipl/", "/ok"}  # the page holds no data; it asks for the token itself
 SELLER: Auth.types.MinimalUserDict = {"identity": "seller", "permissions": []}

@@ -116,7 +116,7 @@ def _onnx_path() -> Path:
     return base / "ipl" / "models" / f"efficientnet-lite0-{EXPORT_VERSION}.onnx"
 
 
-CALIBRATION = Path(__file__).resolve().parents[1] / "samples" / "grocery" / "images"
+CALIBRATION = Path(__file__).resolve().parents[2] / "samples" / "grocery" / "images"
 """Catalog photos the int8 model is calibrated on (the sample catalog of a source checkout)."""
 CALIBRATION_PHOTOS = 64
 """Enough for stable activation ranges (MinMax); calibration takes ~10 s once."""

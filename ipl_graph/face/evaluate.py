@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ipl_tools.colour import PALETTE
+from ipl_tools.catalog.colour import PALETTE
 
 FIGURES = [
     "identical@1", "identical@5", "gate_precision", "gate_recall", "category_acc", "attr_acc",
@@ -395,7 +395,7 @@ def build_index(rows: list[dict[str, Any]], index_dir: str) -> None:
 
     from ipl_graph import plugins
     from ipl_graph.policies import load_policy
-    from ipl_tools.index import Catalog
+    from ipl_tools.catalog.index import Catalog
 
     catalog = Catalog(index_dir, create=True)
     embedder = plugins.get("embedder", "efficientnet-lite0")

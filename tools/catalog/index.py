@@ -13,11 +13,11 @@ collection away meanwhile. A model that does not match the catalog (a fit that w
 error that names `ipl index`, which finishes it.
 
 `--index http://HOST:PORT[?collection=...]` puts the same collections on a Chroma server, with the
-model and the write lock beside them there (`ipl_tools.chroma_server`); the folder is the default.
+model and the write lock beside them there (`ipl_tools.catalog.chroma_server`); the folder is the default.
 
 Past `FIT_SAMPLE` photos the model is fitted on a seeded sample of them and every photo is projected
 page by page, so no process holds the whole catalog's vectors; `ipl index --ray` embeds the photos
-on a Ray cluster (`ipl_tools.ray_index`) and adds them here, as the one writer.
+on a Ray cluster (`ipl_tools.catalog.ray_index`) and adds them here, as the one writer.
 """
 
 from __future__ import annotations
@@ -41,14 +41,14 @@ import numpy as np
 from ipl_graph.errors import IndexDamagedError, IndexMissingError, PhotoError, UserError
 from ipl_graph.lean import JSONSCHEMA_EXTRAS, without
 from ipl_graph.schemas import Neighbour, Photo
-from ipl_tools.chroma_server import ServerIndex, ServerModelStore, connect, is_url
-from ipl_tools.learn import MODEL_FILE, IndexModel, Records, as_records
-from ipl_tools.learn import fit as learn_fit
+from ipl_tools.catalog.chroma_server import ServerIndex, ServerModelStore, connect, is_url
+from ipl_tools.catalog.learn import MODEL_FILE, IndexModel, Records, as_records
+from ipl_tools.catalog.learn import fit as learn_fit
 from ipl_tools.photos import resolve
 
 if TYPE_CHECKING:
     from ipl_graph.policies import Policy
-    from ipl_tools.ray_index import RayConfig
+    from ipl_tools.catalog.ray_index import RayConfig
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 log = logging.getLogger(__name__)
@@ -181,9 +181,9 @@ class IndexReport:
 class Catalog:
     """A persistent catalog index at `directory`: the `listings` collection holds one raw vector per
     catalog photo; a `learned-<n>` collection the same photos in the projection the index learned
-    from its catalog (`ipl_tools.learn`), named by the model file. Opened with `create=False` it is
+    from its catalog (`ipl_tools.catalog.learn`), named by the model file. Opened with `create=False` it is
     only read: the model is never fitted, no collection is created. `directory` may be a Chroma
-    server's URL instead (`ipl_tools.chroma_server`)."""
+    server's URL instead (`ipl_tools.catalog.chroma_server`)."""
 
     def __init__(self, directory: str | Path, embedder: str = "efficientnet-lite0", create: bool = False,
                  fit_sample: int = FIT_SAMPLE):
@@ -361,7 +361,7 @@ class Catalog:
             progress(1)
         with self._locked():
             if ray is not None:
-                from ipl_tools.ray_index import add_new
+                from ipl_tools.catalog.ray_index import add_new
 
                 add_new(self, list(kept.values()), policy, ray, progress, report)
             elif embed is None:

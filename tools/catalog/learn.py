@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from ipl_tools.probe import Probe, blend_category, category_probe_weight, fit_probes
+from ipl_tools.catalog.probe import Probe, blend_category, category_probe_weight, fit_probes
 
 MODEL_FILE = "ipl-model.npz"
 MODEL_FORMAT = 3
@@ -564,7 +564,7 @@ def _top(sims: np.ndarray, m: int) -> np.ndarray:
 def _lookalike_samples(records: Records, rng: np.random.Generator) -> dict[str, list[tuple[float, bool]]]:
     """(agreement, right) of look-alike votes (raw space, colour from the colour histograms) for
     held-out catalog photos, their own listing and near-duplicates hidden."""
-    from ipl_tools.embedding import part
+    from ipl_tools.catalog.embedding import part
 
     attrs = [json.loads(m.get("attributes") or "{}") for m in records.metas]
     samples: dict[str, list[tuple[float, bool]]] = defaultdict(list)
@@ -611,7 +611,7 @@ def _fit_attributes(samples: dict[str, list[tuple[float, bool]]]) -> tuple[dict[
 
 
 def _colour_table(records: Records) -> tuple[np.ndarray | None, list[str]]:
-    from ipl_tools.embedding import part
+    from ipl_tools.catalog.embedding import part
 
     names = [json.loads(m.get("attributes") or "{}").get("Colour") for m in records.metas]
     keep = [i for i, c in enumerate(names) if c]

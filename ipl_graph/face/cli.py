@@ -45,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--embedder", default="efficientnet-lite0",
                          help="image embedder the index was built with (default: efficientnet-lite0)")
     listing.add_argument("--no-worker", action="store_true",
-                         help="list in this process, not in the warm background worker (ipl_graph.worker)")
+                         help="list in this process, not in the warm background worker (ipl_graph.face.worker)")
 
     mine = sub.add_parser("mine-templates", help="mine per-category attribute templates into a policy file")
     mine.add_argument("listings", nargs="+")
@@ -117,8 +117,8 @@ def cmd_index(args: argparse.Namespace) -> int:
 
     from ipl_graph import plugins
     from ipl_graph.policies import load_policy
-    from ipl_tools.index import FIT_SAMPLE, Catalog, read_listings
-    from ipl_tools.ray_index import RayConfig
+    from ipl_tools.catalog.index import FIT_SAMPLE, Catalog, read_listings
+    from ipl_tools.catalog.ray_index import RayConfig
 
     policy = load_policy(args.policy)
     unread: list[str] = []
@@ -139,7 +139,7 @@ def cmd_index(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     if catalog.count():
-        from ipl_tools.health import health_lines
+        from ipl_tools.catalog.health import health_lines
 
         print("\n".join(health_lines(catalog.model())), file=sys.stderr)
     return 0
@@ -195,8 +195,8 @@ def _summary(listing: dict[str, Any]) -> str:
 def cmd_mine_templates(args: argparse.Namespace) -> int:
     import yaml
 
-    from ipl_graph.mining import mine_templates, mine_titles, mine_voice
-    from ipl_tools.index import read_listings
+    from ipl_tools.catalog.index import read_listings
+    from ipl_tools.catalog.mining import mine_templates, mine_titles, mine_voice
 
     rows = [r for path in args.listings for r in read_listings(path) if r.get("role", "catalog") == "catalog"]
     mined = mine_templates(rows, args.min_fill) | {"titles": mine_titles(rows), "voice": {"zh": mine_voice(rows, "zh")}}
@@ -213,7 +213,7 @@ def cmd_mine_templates(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from ipl_graph.serve import Settings, serve
+    from ipl_graph.face.serve import Settings, serve
 
     return serve(args.port, Settings(
         index=args.index, policy=args.policy, generator=args.generator, model=args.model, base_url=args.base_url,
@@ -226,7 +226,7 @@ def cmd_adoption(args: argparse.Namespace) -> int:
 
     import httpx
 
-    from ipl_graph.adoption import adoption, pairs_from_server
+    from ipl_graph.face.adoption import adoption, pairs_from_server
 
     try:
         report = adoption(pairs_from_server(args.url, args.token or os.environ.get("IPL_TOKEN", "")))
@@ -237,7 +237,7 @@ def cmd_adoption(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from ipl_graph.evaluate import evaluate, write_report
+    from ipl_graph.face.evaluate import evaluate, write_report
 
     report, details = evaluate(args.catalog, args.queries, args.index, args.limit, args.ablation, args.policy,
                                args.seed if args.longtail else None, args.generator, args.model)
@@ -283,14 +283,14 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None, worker: bool | None = None) -> int:
     """Run one command. The `ipl` command (no argv given) sends `ipl list` with the template writer
-    to the warm worker (`ipl_graph.worker`); `main(argv)` from Python runs everything here."""
+    to the warm worker (`ipl_graph.face.worker`); `main(argv)` from Python runs everything here."""
     offline.apply()
     args = _parser().parse_args(argv)
     if worker is None:
         worker = argv is None
     try:
         if worker and args.command == "list" and args.generator == "template" and not args.no_worker:
-            from ipl_graph import worker as warm
+            from ipl_graph.face import worker as warm
 
             code = warm.run_list(sys.argv[1:], sys.stdout, sys.stderr)
             if code is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from ipl_tools.learn import LOOKALIKE_K, vote
+from ipl_tools.catalog.learn import LOOKALIKE_K, vote
 
 PALETTE: dict[str, tuple[int, int, int]] = {
     "Black": (25, 25, 25), "White": (240, 240, 240), "Grey": (128, 128, 128), "Red": (200, 30, 40),

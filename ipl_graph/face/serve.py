@@ -82,7 +82,7 @@ class Settings:
 
 
 def is_url(index: str) -> bool:
-    """Whether an index is on a Chroma server (`ipl_tools.chroma_server`) rather than in a folder."""
+    """Whether an index is on a Chroma server (`ipl_tools.catalog.chroma_server`) rather than in a folder."""
     return index.startswith(("http://", "https://"))
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ipl_tools.learn import BANDS, IndexModel, band
+from ipl_tools.catalog.learn import BANDS, IndexModel, band
 
 FEW_PHOTOS = 3
 """A category or product with this many catalog photos or fewer is named as too few to be recognised:

@@ -1,0 +1,1 @@
+"""The catalog machinery: index, learning, probes, embedding, colour, health, Chroma and Ray."""
