@@ -29,7 +29,10 @@ from ipl_graph.policies import load_policy
 from ipl_graph.schemas import AttributeValue, Neighbour, Photo
 from ipl_graph.state import State
 from ipl_tools.catalog.colour import dominant_colour, name_colour
-from ipl_tools.catalog.learn import LOOKALIKE_K, VOTE_K, IndexModel, fold, vote
+from ipl_tools.catalog.config import LEARN
+from ipl_tools.catalog.model import IndexModel
+from ipl_tools.catalog.text import fold
+from ipl_tools.catalog.votes import vote
 from ipl_tools.photos import load_rgb
 from ipl_tools.price import suggest_price
 from ipl_tools.search import photos_of, searcher_for
@@ -154,7 +157,7 @@ class EvidenceExtractor:
                 found["Colour"] = colour
         if model is not None:
             rest = [n for n in wanted if n not in found and n != "Colour"]
-            sources = {"similar": lookalikes or [], "products": neighbours[:VOTE_K]}
+            sources = {"similar": lookalikes or [], "products": neighbours[: LEARN.vote_k]}
             found |= self.from_votes(sources, rest, model, min_confidence, probes)
         return found
 
@@ -169,7 +172,7 @@ def extract_attributes(state: State, runtime: Runtime[Context]) -> dict[str, Any
     photos = photos_of(state)
     trusted = [Neighbour.model_validate(n) for n in state.trusted]
     histogram = part(searcher.embedder.embed(photos), "colour").mean(0)  # (192,): colour is mirror-blind
-    lookalikes = searcher.lookalikes(photos, LOOKALIKE_K)
+    lookalikes = searcher.lookalikes(photos, LEARN.lookalike_k)
     vectors = searcher.vectors(photos)
     probes = {name: searcher.model.distribution(name, vectors) for name in wanted}
     found = plugins.get("extractor", ctx.extractor).extract(

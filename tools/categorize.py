@@ -21,8 +21,9 @@ from ipl_graph.context import Context
 from ipl_graph.policies import load_policy
 from ipl_graph.schemas import CategoryGuess, Neighbour
 from ipl_graph.state import State
-from ipl_tools.catalog.learn import VOTE_POWER, shares
+from ipl_tools.catalog.config import LEARN
 from ipl_tools.catalog.probe import blend_category
+from ipl_tools.catalog.votes import shares
 from ipl_tools.safety import unsafe
 from ipl_tools.search import neighbours_of, photos_of, searcher_for
 
@@ -36,7 +37,7 @@ class KnnVote:
 
     name = "knn-vote"
 
-    def __init__(self, power: float = VOTE_POWER) -> None:
+    def __init__(self, power: float = LEARN.vote_power) -> None:
         self.power = power
 
     def categorize(

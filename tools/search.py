@@ -27,7 +27,8 @@ from ipl_graph.schemas import Neighbour, Photo
 from ipl_graph.state import State
 from ipl_tools import trust
 from ipl_tools.catalog.index import Catalog, neighbour
-from ipl_tools.catalog.learn import IndexModel, listing_text, text_match, trigrams
+from ipl_tools.catalog.model import IndexModel
+from ipl_tools.catalog.text import listing_text, text_match, trigrams
 
 TEXT_WEIGHT = 0.6
 """How far a full OCR text match moves a hit's score towards 1."""

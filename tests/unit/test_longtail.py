@@ -11,9 +11,13 @@ import pytest
 
 from ipl_graph.face.evaluate import CONFIDENT, figures, longtail, reliability
 from ipl_graph.policies import Templates
+from ipl_tools.catalog.calibration import balance_weights, with_open
+from ipl_tools.catalog.config import LEARN
+from ipl_tools.catalog.fit import as_records, fit
 from ipl_tools.catalog.health import health_lines
-from ipl_tools.catalog.learn import OPEN_SHARE, IndexModel, as_records, balance_weights, fit, l2, with_open
+from ipl_tools.catalog.model import IndexModel
 from ipl_tools.catalog.probe import PRIOR_SMOOTHING, fit_probe, fit_probes
+from ipl_tools.catalog.projection import l2
 
 
 def catalog(sizes: dict[str, list[int]]) -> tuple[list[dict], list[dict]]:
@@ -105,7 +109,7 @@ def test_calibration_weights_count_categories_and_absent_categories():
     closed = np.ones((20, 2))
     x, right, weights = with_open(closed, np.ones(20), ["Apple"] * 16 + ["Kiwi"] * 4, [[0.5, 0.5]] * 3, ["Fig"] * 3)
     assert len(x) == 23 and right[20:].sum() == 0
-    assert weights[20:].sum() / weights.sum() == pytest.approx(OPEN_SHARE)
+    assert weights[20:].sum() / weights.sum() == pytest.approx(LEARN.open_share)
 
 
 def test_stated_confidence_doubts_a_category_the_catalog_lacks():

@@ -8,20 +8,13 @@ import numpy as np
 import pytest
 
 from ipl_graph.schemas import Neighbour
-from ipl_tools.catalog.learn import (
-    IndexModel,
-    Records,
-    fit,
-    fit_lda,
-    fit_logistic,
-    label_kind,
-    logistic,
-    project,
-    text_match,
-    trigrams,
-    vote,
-)
+from ipl_tools.catalog.calibration import fit_logistic, logistic
+from ipl_tools.catalog.fit import Records, fit, label_kind
+from ipl_tools.catalog.model import IndexModel
 from ipl_tools.catalog.probe import blend, blend_category, fit_probe
+from ipl_tools.catalog.projection import fit_lda, project
+from ipl_tools.catalog.text import text_match, trigrams
+from ipl_tools.catalog.votes import vote
 from ipl_tools.categorize import KnnVote
 from ipl_tools.gate import trusted_of
 from ipl_tools.search import aggregate, product_of
@@ -129,7 +122,7 @@ def test_label_kind_prefers_spu_groups_then_categories():
 
 
 def test_fit_calibrates_and_round_trips(tmp_path, monkeypatch):
-    from ipl_tools.catalog import learn
+    from ipl_tools.catalog import model as learned
     from ipl_tools.catalog.embedding import DIM
 
     x, y = blobs(n_classes=8, per_class=25, dim=DIM, spread=0.06)
@@ -149,7 +142,7 @@ def test_fit_calibrates_and_round_trips(tmp_path, monkeypatch):
     assert np.allclose(again.probes["Brand"].weights, model.probes["Brand"].weights)
     assert model.blends_category and "probe:Brand" in model.attributes
     assert IndexModel.load(tmp_path / "nowhere") is None
-    monkeypatch.setattr(learn, "MODEL_FORMAT", learn.MODEL_FORMAT + 1)
+    monkeypatch.setattr(learned, "MODEL_FORMAT", learned.MODEL_FORMAT + 1)
     assert IndexModel.load(tmp_path) is None  # saved by an earlier version: the index refits it
 
 

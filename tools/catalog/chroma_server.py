@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from ipl_graph.errors import UserError
-from ipl_tools.catalog.learn import MODEL_FILE, IndexModel
+from ipl_tools.catalog.model import MODEL_FILE, IndexModel
 
 CHUNK_BYTES = 1_000_000
 """Raw model bytes per record (base64 in a metadata string: Chroma indexes documents for full-text

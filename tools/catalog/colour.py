@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from ipl_tools.catalog.learn import LOOKALIKE_K, vote
+from ipl_tools.catalog.config import LEARN
+from ipl_tools.catalog.votes import vote
 
 PALETTE: dict[str, tuple[int, int, int]] = {
     "Black": (25, 25, 25), "White": (240, 240, 240), "Grey": (128, 128, 128), "Red": (200, 30, 40),
@@ -36,8 +37,8 @@ def dominant_colour(img: Image.Image, background_tolerance: float = 40.0) -> tup
 def name_colour(histogram: np.ndarray, table: np.ndarray, names: list[str]) -> tuple[str | None, float]:
     """The photo's colour in the catalog's own words: (name, agreement) of the similarity-weighted
     vote of the catalog photos whose colour histograms (`table`, (M, 192)) are nearest to this
-    one's (192,): the same vote, over as many photos, that the index calibrated (`learn.py`)."""
+    one's (192,): the same vote, over as many photos, that the index calibrated (`fit.py`)."""
     sims = table.astype(np.float32) @ histogram.astype(np.float32)  # (M,)
-    near = np.argsort(-sims)[:LOOKALIKE_K]
+    near = np.argsort(-sims)[: LEARN.lookalike_k]
     name, agreement, _ = vote([(float(sims[j]), names[j]) for j in near])
     return name, agreement

@@ -1,6 +1,6 @@
 """Catalog health, as `ipl index` reports it: how the catalog's photos spread over its categories and
 products, which of them have too few photos to be recognised, and how often held-out catalog photos
-were recognised, per band of photos of their class (`learn.fit` measures it while it calibrates).
+were recognised, per band of photos of their class (`fit.fit` measures it while it calibrates).
 
 A marketplace catalog is long-tailed: a few products with hundreds of photos, most with one to three.
 The figures say where the index can be trusted before a seller lists anything.
@@ -10,13 +10,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from ipl_tools.catalog.learn import BANDS, IndexModel, band
+from ipl_tools.catalog.model import IndexModel
+
+BANDS = ((1, 3), (4, 10), (11, 50), (51, None))
+"""Photos of a class, by band: the catalog health report counts classes per band."""
 
 FEW_PHOTOS = 3
 """A category or product with this many catalog photos or fewer is named as too few to be recognised:
 the lowest band (1-3), where held-out photos of the shared long-tail catalogs were recognised least."""
 NAMED = 12
 """Classes named per line, at most; the rest are counted."""
+
+
+def band(photos: int) -> str:
+    for lo, hi in BANDS:
+        if photos >= lo and (hi is None or photos <= hi):
+            return f"{lo}-{hi}" if hi else f"{lo}+"
+    return "0"
 
 
 def health_lines(model: IndexModel) -> list[str]:

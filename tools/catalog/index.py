@@ -42,8 +42,10 @@ from ipl_graph.errors import IndexDamagedError, IndexMissingError, PhotoError, U
 from ipl_graph.lean import JSONSCHEMA_EXTRAS, without
 from ipl_graph.schemas import Neighbour, Photo
 from ipl_tools.catalog.chroma_server import ServerIndex, ServerModelStore, connect, is_url
-from ipl_tools.catalog.learn import MODEL_FILE, IndexModel, Records, as_records
-from ipl_tools.catalog.learn import fit as learn_fit
+from ipl_tools.catalog.fit import Records, as_records
+from ipl_tools.catalog.fit import fit as learn_fit
+from ipl_tools.catalog.model import MODEL_FILE, IndexModel
+from ipl_tools.catalog.text import attributes_of
 from ipl_tools.photos import resolve
 
 if TYPE_CHECKING:
@@ -181,7 +183,7 @@ class IndexReport:
 class Catalog:
     """A persistent catalog index at `directory`: the `listings` collection holds one raw vector per
     catalog photo; a `learned-<n>` collection the same photos in the projection the index learned
-    from its catalog (`ipl_tools.catalog.learn`), named by the model file. Opened with `create=False` it is
+    from its catalog (`ipl_tools.catalog.fit`), named by the model file. Opened with `create=False` it is
     only read: the model is never fitted, no collection is created. `directory` may be a Chroma
     server's URL instead (`ipl_tools.catalog.chroma_server`)."""
 
@@ -638,7 +640,7 @@ def neighbour(lid: str, sim: float, meta: dict[str, Any]) -> Neighbour:
         category_path=json.loads(meta.get("category_path") or "[]"),
         title=meta.get("title") or None,
         description=meta.get("description") or None,
-        attributes=json.loads(meta.get("attributes") or "{}"),
+        attributes=attributes_of(meta),
         spu=meta.get("spu") or None,
         price=meta.get("price"),
         currency=meta.get("currency") or None,

@@ -4,7 +4,7 @@ photo vectors, fitted with the index.
 A kNN vote sees ten look-alikes; a probe sees the whole catalog at once and learns which directions
 of the embedding carry a label (a logo's stroke, a collar's shape, the colour histogram), which lifts
 category and attribute accuracy well beyond the vote on the shared data (see README, Quality). The
-index calibrates a probe's probability on held-out catalog photos before it is trusted (`learn.py`).
+index calibrates a probe's probability on held-out catalog photos before it is trusted (`fit.py`).
 
 L-BFGS on a ridge-penalised cross-entropy (torch, CPU): about 1 s per label on 6,000 photos x 1,776
 dimensions on 2 cores.

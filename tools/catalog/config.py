@@ -1,0 +1,42 @@
+"""The numeric knobs of what an index learns from its catalog, in one place (nanoGPT's `GPTConfig`).
+
+Decision thresholds are policy (`policies/`); these are the algorithm's own sizes and weights, each
+with the reason it has the value it has.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class LearnConfig:
+    lda_reg: float = 0.1  # ridge on the within-class scatter, as a share of its mean eigenvalue
+    max_dim: int = 128  # LDA directions kept at most: the projected vectors stay small in the index
+    folds: int = 5  # cross-fitting folds: the projection is refitted without each, so held-out scores look new
+    max_projection: int = 20000  # catalog photos the projection is fitted on, at most (a random sample beyond)
+    max_calibration: int = 4000  # held-out photos used to fit the calibrations, at most (spread over the folds)
+    vote_k: int = 10  # product hits that vote on the category and attributes
+    vote_power: float = 8.0  # a hit votes with weight sim**power: the nearest hits decide, far ones barely count
+    lookalike_k: int = 10  # look-alike photos (raw space) that vote on an attribute
+    # The stated confidence's calibration weighs a held-out photo by 1 / (photos of its category)**0.5:
+    # between the catalog's own mix (0; a long-tailed catalog's held-out photos are mostly of its head, so
+    # it learns certainty where a rare product's seller gets the head's answer) and every category alike
+    # (1; too shy on a catalog whose sellers list in its own proportions).
+    class_balance: float = 0.5
+    # Share of the stated confidence's calibration cases that are held-out photos scored with their whole
+    # category hidden (a seller's product of a category the catalog lacks; always wrong).
+    open_share: float = 0.05
+    # Raw cosine above which two photos of one product are taken for the same shot (hidden from each
+    # other when the calibrations are fitted).
+    near_duplicate: float = 0.9
+    batch: int = 256  # held-out photos scored at a time: a (batch, catalog) similarity matrix bounds the memory
+    ranked_groups: int = 50  # products ranked per held-out photo, from its `ranked_groups * 4` nearest photos
+    min_attribute_cases: int = 30  # held-out cases an attribute's calibration needs to be fitted at all
+    min_typical: int = 3  # rightly voted photos a category needs before its typical score is taken
+    logistic_ridge: float = 1e-2  # keeps a calibration finite when one feature separates the cases
+    logistic_steps: int = 50  # Newton steps at most; a calibration converges in well under ten
+
+
+LEARN = LearnConfig()
+"""The knobs every fit and every search use: the search votes as the fit calibrated."""

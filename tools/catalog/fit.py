@@ -1,0 +1,288 @@
+"""Fitting what an index learns from its own catalog (numpy only), refitted after every `ipl index`.
+
+- The projection (`projection.py`), fitted on the catalog's product or category groups.
+- Calibrations (`calibration.py`) fitted on held-out catalog photos, cross-fitted over
+  `LEARN.folds` folds (the projection is refitted without the held-out fold, so scores look like
+  those of new photos): P(the top hit is the identical product | score, margin), P(the category vote
+  is right | share, score), and per attribute P(the value voted by look-alikes is right | agreement).
+- Linear probes (`probe.py`) for the category and every attribute the catalog states, with the
+  calibration of their probability fitted on the first fold's held-out photos (the probes refitted
+  without them and without their near-duplicates). Where there is a category probe, the category
+  is the blend of the kNN vote and the probe, and its calibration is fitted on that blend.
+- The colour namer's catalog histograms and the IDF of title trigrams for OCR text matching (`text.py`).
+
+No label of a query is ever used: everything here comes from catalog rows. The knobs are `LEARN`'s.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ipl_tools.catalog.calibration import fit_rate, with_open
+from ipl_tools.catalog.config import LEARN
+from ipl_tools.catalog.health import band
+from ipl_tools.catalog.model import IndexModel
+from ipl_tools.catalog.probe import Probe, blend_category, category_probe_weight, fit_probes
+from ipl_tools.catalog.projection import fit_lda, project
+from ipl_tools.catalog.text import attributes_of, idf, same
+from ipl_tools.catalog.votes import HIDDEN, best_per_group, near_duplicates, shares, top, vote
+
+
+@dataclass
+class Records:
+    """Catalog photos as the fit sees them: raw vectors and what the catalog says of each."""
+
+    ids: list[str]
+    vectors: np.ndarray  # (N, D)
+    listing: np.ndarray  # (N,) listing ids
+    metas: list[dict[str, Any]]
+
+    def group(self, kind: str) -> np.ndarray:
+        if kind == "spu":
+            return np.array([m.get("spu") or m["listing_id"] for m in self.metas])
+        if kind == "category":
+            return np.array([m.get("category") or "" for m in self.metas])
+        return self.listing
+
+
+
+
+def as_records(ids: Iterable[str], vectors: np.ndarray, metas: list[dict[str, Any]]) -> Records:
+    return Records(ids=list(ids), vectors=vectors, listing=np.array([m["listing_id"] for m in metas]), metas=metas)
+
+
+def label_kind(metas: list[dict[str, Any]]) -> str:
+    """'spu' when most listings belong to a multi-listing spu group, else 'category' when there are
+    categories to separate, else 'none'."""
+    listings = {m["listing_id"]: m for m in metas}
+    spus = Counter(m.get("spu") for m in listings.values() if m.get("spu"))
+    grouped = sum(c for c in spus.values() if c >= 2)
+    if grouped >= 0.5 * len(listings) and len(spus) >= 2:
+        return "spu"
+    categories = Counter(m.get("category") for m in metas if m.get("category"))
+    return "category" if sum(1 for c in categories.values() if c >= 2) >= 2 else "none"
+
+
+def fit(records: Records, seed: int = 0) -> IndexModel:
+    started = time.perf_counter()
+    kind = label_kind(records.metas)
+    labels = records.group(kind)
+    rng = np.random.default_rng(seed)
+    some = rng.permutation(len(labels))[: LEARN.max_projection]
+    if kind == "none":
+        mean, matrix = records.vectors[some].mean(0), None
+    else:
+        mean, matrix = fit_lda(records.vectors[some], labels[some])
+    model = IndexModel(count=len(records.vectors), label_kind=kind, mean=mean, matrix=matrix)
+    held = _cross_fit(records, kind, rng)
+    model.probes = fit_probes(records.vectors, _labels(records))
+    report: dict[str, Any] = {"photos": len(records.vectors), "label_kind": kind, "held_out": len(held["top_ok"])}
+    report["photos_per"] = {"category": dict(Counter(str(c) for c in records.group("category") if c)),
+                            "product": dict(Counter(str(g) for g in records.group("spu")))}  # the health report
+    if held["top_ok"]:
+        ok = np.array(held["top_ok"], dtype=float)
+        report["held_out_identical@1"] = round(float(ok.mean()), 4)
+        if kind == "spu":
+            model.gate = fit_rate(np.array(held["gate"]), ok)
+    if held["cat_ok"]:
+        _fit_category(model, held, report)
+    model.attributes, report["held_out_attributes"] = _fit_attributes(held["attr"] | _lookalike_samples(records, rng))
+    model.colours, model.colour_names = _colour_table(records)
+    model.idf = idf(records.metas)
+    model.report = report | {"fit_s": round(time.perf_counter() - started, 1)}
+    return model
+
+
+def _fit_category(model: IndexModel, held: dict[str, Any], report: dict[str, Any]) -> None:
+    """The category's two calibrations (whether to offer a guess, the stated confidence) and its report."""
+    ok = np.array(held["cat_ok"], dtype=float)
+    report["category_vote"] = "knn+probe" if "category" in model.probes else "knn"
+    report["held_out_category_acc"] = round(float(ok.mean()), 4)
+    model.category = fit_rate(np.array(held["cat"]), ok)
+    report["held_out_category_bands"] = _by_band(held["cat_class"], ok, report["photos_per"]["category"])
+    model.category_typical = _typical(held["cat"], held["cat_winner"], ok)
+    stated = [[share, s1, model.below_typical(w, s1)] for (share, s1), w in zip(held["cat"], held["cat_winner"],
+                                                                              strict=True)]
+    absent = [[share, s1, model.below_typical(w, s1)] for (share, s1), w in zip(held["cat_open"],
+                                                                              held["cat_open_winner"], strict=True)]
+    model.category_stated = fit_rate(*with_open(np.array(stated), ok, held["cat_class"], absent,
+                                                held["cat_open_class"]))
+
+
+def _labels(records: Records, rows: np.ndarray | None = None) -> dict[str, list[Any]]:
+    """{label: value per photo} for the probes: the category and every attribute stated."""
+    metas = records.metas if rows is None else [records.metas[i] for i in rows]
+    attrs = [attributes_of(m) for m in metas]
+    names = sorted({k for a in attrs for k, v in a.items() if v})
+    labels = {"category": [m.get("category") for m in metas]}
+    return labels | {name: [a.get(name) for a in attrs] for name in names}
+
+
+def _cross_fit(records: Records, kind: str, rng: np.random.Generator) -> dict[str, Any]:
+    """Scores of held-out photos against the rest, with the projection refitted per fold. A held-out
+    photo's near-duplicates (`near_duplicates`: the same shot) are hidden from it, so it is scored as
+    a new seller photo would be. Each held-out photo is scored a second time with its whole category
+    hidden: a photo of a category the catalog lacks, which the stated confidence must not trust."""
+    out: dict[str, Any] = {"gate": [], "top_ok": [], "cat": [], "cat_ok": [],
+                           "cat_class": [], "cat_open": [], "cat_open_class": [],
+                           "cat_winner": [], "cat_open_winner": [], "attr": defaultdict(list)}
+    n = len(records.vectors)
+    if kind == "none" or n < 2 * LEARN.folds:
+        return out
+    labels, groups, categories = records.group(kind), records.group("spu"), records.group("category")
+    attrs = [attributes_of(m) for m in records.metas]
+    folds = rng.permutation(n) % LEARN.folds
+    per_fold = max(1, LEARN.max_calibration // LEARN.folds)
+    probes: dict[str, Probe] = {}
+    for f in range(LEARN.folds):
+        train, test = np.where(folds != f)[0], np.where(folds == f)[0]
+        test = rng.permutation(test)[:per_fold]
+        some = rng.permutation(train)[: LEARN.max_projection]
+        mean, matrix = fit_lda(records.vectors[some], labels[some])
+        p_train = project(records.vectors[train], mean, matrix)
+        if f == 0:  # the probes' calibration: this fold's held-out photos
+            unlike = _unlike(records, groups, train, test)
+            probes = fit_probes(records.vectors[unlike], _labels(records, unlike))
+        for start in range(0, len(test), LEARN.batch):
+            idx = test[start : start + LEARN.batch]
+            sims = project(records.vectors[idx], mean, matrix) @ p_train.T  # (B, T)
+            raw = records.vectors[idx] @ records.vectors[train].T  # (B, T)
+            sims[near_duplicates(groups[idx], groups[train], raw)] = HIDDEN
+            probed = {name: p.probabilities(records.vectors[idx]) for name, p in probes.items()} if f == 0 else {}
+            for r, (row, i) in enumerate(zip(sims, idx, strict=True)):
+                said = {name: dict(zip(probes[name].classes, ps[r], strict=True)) for name, ps in probed.items()
+                        if name == "category" or attrs[i].get(name)}  # {label: {value: probability}}
+                ranked = [(s, g, train[j]) for s, g, j in best_per_group(row, groups[train])]
+                if len(ranked) < 2:
+                    continue
+                (s1, g1, _), (s2, _, _) = ranked[0], ranked[1]
+                if kind == "spu":
+                    out["gate"].append([s1, s1 - s2])
+                    out["top_ok"].append(g1 == groups[i])
+                hits = ranked[: LEARN.vote_k]
+                if categories[i] and (f == 0 or "category" not in probes):
+                    _score_category(out, kind, row, i, s1, hits, said.get("category"), categories, groups, train)
+                for name, truth in attrs[i].items():
+                    if truth and name in said:
+                        value, p = max(said[name].items(), key=lambda kv: kv[1])
+                        out["attr"][f"probe:{name}"].append((p, same(value, truth)))
+                for name, truth in attrs[i].items():
+                    if truth:
+                        value, agreement, _ = vote([(s, attrs[j].get(name)) for s, _, j in hits])
+                        out["attr"][f"products:{name}"].append((agreement, same(value, truth)))
+    return out
+
+
+def _score_category(out: dict[str, Any], kind: str, row: np.ndarray, i: int, s1: float,
+                    hits: list[tuple[float, str, int]], probe: dict[str, float] | None,
+                    categories: np.ndarray, groups: np.ndarray, train: np.ndarray) -> None:
+    """One held-out photo's category cases: voted among its `hits` (blended with the category probe's
+    `probe` where there is one), and again with its whole category hidden (an open-set case)."""
+    knn = shares([(s, categories[j]) for s, _, j in hits])
+    winner, share = blend_category(knn, probe, category_probe_weight(kind))
+    out["cat"].append([share, s1])
+    out["cat_ok"].append(winner == categories[i])
+    out["cat_class"].append(categories[i])
+    out["cat_winner"].append(winner)
+    elsewhere = np.where(categories[train] == categories[i], HIDDEN, row)
+    other = [(s, categories[train[j]]) for s, _, j in best_per_group(elsewhere, groups[train], LEARN.vote_k)]
+    if other:
+        rest = {c: p for c, p in (probe or {}).items() if c != categories[i]}
+        total = sum(rest.values())
+        other_winner, share = blend_category(shares(other), {c: p / total for c, p in rest.items()} if total else None,
+                                             category_probe_weight(kind))
+        out["cat_open"].append([share, other[0][0]])
+        out["cat_open_class"].append(categories[i])
+        out["cat_open_winner"].append(other_winner)
+
+
+def _by_band(classes: list[Any], right: np.ndarray, photos: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """Held-out category accuracy per band of the category's catalog photos (the health report)."""
+    scored: dict[str, list[float]] = defaultdict(list)
+    for c, ok in zip(classes, right, strict=True):
+        scored[band(photos.get(str(c), 0))].append(float(ok))
+    return {b: {"n": len(v), "acc": round(float(np.mean(v)), 3)} for b, v in scored.items()}
+
+
+def _typical(cases: list[list[float]], winners: list[Any], right: np.ndarray) -> dict[str, float]:
+    """{category: median top score of the held-out photos rightly voted for it (`min_typical` at least), '*': all}."""
+    scores: dict[str, list[float]] = defaultdict(list)
+    for (_, s1), winner, ok in zip(cases, winners, right, strict=True):
+        if ok:
+            scores[str(winner)].append(s1)
+            scores["*"].append(s1)
+    return {c: round(float(np.median(v)), 4) for c, v in scores.items() if len(v) >= LEARN.min_typical}
+
+
+def _unlike(records: Records, groups: np.ndarray, train: np.ndarray, test: np.ndarray) -> np.ndarray:
+    """The training photos that are not near-duplicates (same product, the same shot) of a test photo."""
+    near = np.zeros(len(train), dtype=bool)
+    for start in range(0, len(test), LEARN.batch):
+        idx = test[start : start + LEARN.batch]
+        raw = records.vectors[idx] @ records.vectors[train].T  # (B, T)
+        near |= near_duplicates(groups[idx], groups[train], raw).any(0)
+    return train[~near]
+
+
+def _lookalike_samples(records: Records, rng: np.random.Generator) -> dict[str, list[tuple[float, bool]]]:
+    """(agreement, right) of look-alike votes (raw space, colour from the colour histograms) for
+    held-out catalog photos, their own listing and near-duplicates hidden."""
+    from ipl_tools.catalog.embedding import part
+
+    attrs = [attributes_of(m) for m in records.metas]
+    samples: dict[str, list[tuple[float, bool]]] = defaultdict(list)
+    if not any(attrs):
+        return samples
+    groups = records.group("spu")
+    colour_part = part(records.vectors, "colour")
+    no_colour = np.array([not a.get("Colour") for a in attrs])
+    sample = rng.permutation(len(records.vectors))[: LEARN.max_calibration]
+    for start in range(0, len(sample), LEARN.batch):
+        idx = sample[start : start + LEARN.batch]
+        sims = records.vectors[idx] @ records.vectors.T  # (B, N)
+        csims = colour_part[idx] @ colour_part.T  # (B, N)
+        own = records.listing[idx][:, None] == records.listing[None, :]  # (B, N)
+        hidden = own | near_duplicates(groups[idx], groups, sims)
+        sims[hidden] = HIDDEN
+        csims[hidden | no_colour[None, :]] = HIDDEN
+        for row, crow, i in zip(sims, csims, idx, strict=True):
+            near = top(row, LEARN.lookalike_k)
+            for name, truth in attrs[i].items():
+                if not truth:
+                    continue
+                hits = top(crow, LEARN.lookalike_k) if name == "Colour" else near
+                value, agreement, _ = vote([(float((crow if name == "Colour" else row)[j]), attrs[j].get(name))
+                                            for j in hits])
+                samples[f"similar:{name}"].append((agreement, same(value, truth)))
+    return samples
+
+
+def _fit_attributes(samples: dict[str, list[tuple[float, bool]]]) -> tuple[dict[str, list[float]], dict[str, Any]]:
+    """Per source and attribute: P(the voted value is right | agreement)."""
+    coefs: dict[str, list[float]] = {}
+    report: dict[str, Any] = {}
+    for source in ("similar", "products", "probe"):
+        pooled = [v for k, vs in samples.items() if k.startswith(source + ":") for v in vs]
+        for key, values in [*((k, v) for k, v in samples.items() if k.startswith(source + ":")),
+                            (f"{source}:*", pooled)]:
+            arr = np.array(values, dtype=float).reshape(-1, 2)
+            if len(arr) >= LEARN.min_attribute_cases:
+                coefs[key] = fit_rate(arr[:, :1], arr[:, 1])
+                report[key] = {"n": len(arr), "acc": round(float(arr[:, 1].mean()), 3)}
+    return coefs, report
+
+
+def _colour_table(records: Records) -> tuple[np.ndarray | None, list[str]]:
+    from ipl_tools.catalog.embedding import part
+
+    names = [attributes_of(m).get("Colour") for m in records.metas]
+    keep = [i for i, c in enumerate(names) if c]
+    if not keep:
+        return None, []
+    return part(records.vectors[keep], "colour").astype(np.float16), [str(names[i]) for i in keep]

@@ -1,0 +1,51 @@
+"""The projection an index learns: a regularised LDA that pulls together the photos of one product
+(the catalog's `spu` groups) or, where the catalog has none, of one category. Identical-product
+search and the category vote work in this space."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ipl_tools.catalog.config import LEARN
+
+
+def l2(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def fit_lda(x: np.ndarray, labels: np.ndarray, reg: float = LEARN.lda_reg, max_dim: int = LEARN.max_dim) -> tuple:
+    """(mean (D,), matrix (D, d)) of a regularised LDA; matrix is None with fewer than two classes.
+
+    With fewer photos than dimensions it is solved in the span of the photos, which gives the same
+    directions (the ridge is isotropic, and both scatters live in that span) at a fraction of the cost."""
+    mean = x.mean(0)
+    classes, inv = np.unique(labels, return_inverse=True)
+    if len(classes) < 2:
+        return mean.astype(np.float32), None
+    xc = (x - mean).astype(np.float64)  # (N, D)
+    dim = x.shape[1]
+    basis = None
+    if len(x) < dim:
+        _, sv, vt = np.linalg.svd(xc, full_matrices=False)
+        basis = vt[sv > 1e-6 * sv[0]].T  # (D, r)
+        xc = xc @ basis  # (N, r)
+    counts = np.bincount(inv).astype(np.float64)  # (C,)
+    means = np.zeros((len(classes), xc.shape[1]))
+    np.add.at(means, inv, xc)
+    means /= counts[:, None]  # (C, r)
+    resid = xc - means[inv]
+    within = resid.T @ resid / len(x)  # (r, r)
+    between = (means.T * counts) @ means / len(x)  # (r, r)
+    within += reg * np.trace(within) / dim * np.eye(len(within))
+    w, u = np.linalg.eigh(within)
+    whiten = u / np.sqrt(np.maximum(w, 1e-12))  # (r, r)
+    b, e = np.linalg.eigh(whiten.T @ between @ whiten)
+    keep = np.argsort(b)[::-1][: min(len(classes) - 1, max_dim)]
+    matrix = whiten @ e[:, keep]  # (r, d)
+    if basis is not None:
+        matrix = basis @ matrix  # (D, d)
+    return mean.astype(np.float32), matrix.astype(np.float32)
+
+
+def project(x: np.ndarray, mean: np.ndarray, matrix: np.ndarray | None) -> np.ndarray:
+    return l2(x if matrix is None else (x - mean) @ matrix).astype(np.float32)

@@ -1,0 +1,62 @@
+"""Text of catalog rows: their stated attributes, folded text, and IDF-weighted trigram matching of
+OCR text against listing titles."""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+
+def attributes_of(meta: dict[str, Any]) -> dict[str, Any]:
+    """The attributes a catalog row states: stored as a JSON string in the index, or already a dict."""
+    attrs = meta.get("attributes")
+    return attrs if isinstance(attrs, dict) else json.loads(attrs or "{}")
+
+
+def fold(text: str) -> str:
+    """Case- and accent-folded text: 'Mjölk' -> 'mjolk'."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text.casefold()) if not unicodedata.combining(c))
+
+
+def same(value: Any, truth: Any) -> bool:
+    """Whether a voted value is the stated one, folded."""
+    return value is not None and fold(str(value)) == fold(str(truth))
+
+
+def trigrams(text: str) -> set[str]:
+    """Character trigrams of the words (3+ letters) of a text, padded at word ends."""
+    grams: set[str] = set()
+    for word in re.findall(r"[a-z]{3,}", fold(text)):
+        padded = f" {word} "
+        grams.update(padded[i : i + 3] for i in range(len(padded) - 2))
+    return grams
+
+
+def text_match(query: set[str], listing: set[str], idf: dict[str, float]) -> float:
+    """IDF-weighted cosine of two trigram sets, in [0, 1]."""
+    if not query or not listing:
+        return 0.0
+    shared = sum(idf.get(g, 0.0) ** 2 for g in query & listing)
+    norm_q = sum(idf.get(g, 0.0) ** 2 for g in query) ** 0.5
+    norm_l = sum(idf.get(g, 0.0) ** 2 for g in listing) ** 0.5
+    return shared / (norm_q * norm_l) if norm_q and norm_l else 0.0
+
+
+def listing_text(meta: dict[str, Any]) -> str:
+    return " ".join([meta.get("title") or "", *[str(v) for v in attributes_of(meta).values()]])
+
+
+def idf(metas: Iterable[dict[str, Any]]) -> dict[str, float]:
+    """IDF of title trigrams over the catalog's listings."""
+    docs: dict[str, set[str]] = {}
+    for m in metas:
+        docs.setdefault(m["listing_id"], trigrams(listing_text(m)))
+    df: Counter[str] = Counter(g for grams in docs.values() for g in grams)
+    n = max(len(docs), 1)
+    return {g: round(float(np.log((n + 1) / (c + 0.5))), 4) for g, c in df.items()}
