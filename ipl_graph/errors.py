@@ -20,3 +20,7 @@ class IndexDamagedError(UserError):
 
 class UnknownBackendError(UserError):
     """A Context names a backend no plugin registered."""
+
+
+class SearchUnavailableError(Exception):
+    """A searcher cannot answer now (a third-party searcher raises it; the graph writes without the catalog)."""

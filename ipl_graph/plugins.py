@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pluggy
 
 from ipl_graph import hookspecs
 from ipl_graph.errors import UnknownBackendError
+
+if TYPE_CHECKING:
+    from langchain_core.language_models import BaseChatModel
+
+    from ipl_graph.backends import Categorizer, Embedder, Extractor, NudityDetector, OCREngine, Searcher
 
 KINDS = {
     "embedder": "register_embedders",
@@ -60,6 +65,37 @@ def get(kind: str, name: str, *args: Hashable) -> Any:
                 )
             _instances[key] = known[name](*args)
         return _instances[key]
+
+
+# Typed getters: a node asks for its backend by kind and gets the kind's contract (`backends.py`).
+
+
+def searcher(name: str, index_dir: str, embedder_name: str) -> Searcher:
+    return cast("Searcher", get("searcher", name, index_dir, embedder_name))
+
+
+def embedder(name: str) -> Embedder:
+    return cast("Embedder", get("embedder", name))
+
+
+def ocr(name: str) -> OCREngine:
+    return cast("OCREngine", get("ocr", name))
+
+
+def nudity(name: str) -> NudityDetector:
+    return cast("NudityDetector", get("nudity", name))
+
+
+def categorizer(name: str) -> Categorizer:
+    return cast("Categorizer", get("categorizer", name))
+
+
+def extractor(name: str) -> Extractor:
+    return cast("Extractor", get("extractor", name))
+
+
+def generator(name: str, model: str = "", base_url: str = "") -> BaseChatModel:
+    return cast("BaseChatModel", get("generator", name, model, base_url))
 
 
 def register(plugin: object, name: str | None = None) -> str | None:

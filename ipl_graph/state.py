@@ -1,14 +1,20 @@
 """Graph state: what a run takes in, carries between nodes, and gives back.
 
 State holds references and small JSON values only (paths, hashes, text, scores), never pixels or
-vectors, so checkpoints, the server and recorded runs stay cheap. Nested values are the plain-dict
-form of the models in `schemas.py`.
+vectors, so checkpoints, the server and recorded runs stay cheap. Nested values are the models of
+`schemas.py` (LangGraph serialises them); `plain` gives their JSON form for a CLI or a file.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from pydantic import TypeAdapter
+from pydantic_core import to_jsonable_python
+
+from ipl_graph.schemas import Moderation, Neighbour, Photo, SafetyVerdict, Template
 
 
 @dataclass(kw_only=True)
@@ -33,7 +39,7 @@ class OutputState:
     """Catalog listings used as references: {id, similarity}."""
     degraded: str | None = None
     """None, or why the listing was built on a fallback path."""
-    safety: dict[str, Any] | None = None
+    safety: SafetyVerdict | None = None
     price: dict | None = None
     """Suggested price range {low, high, currency, kind, basis: [catalog ids]}, or None without a basis."""
     quality: dict[str, Any] | None = None
@@ -44,15 +50,30 @@ class OutputState:
 
 @dataclass(kw_only=True)
 class State(InputState, OutputState):
-    images: list[dict[str, Any]] = field(default_factory=list)
-    """Resolved photos: `schemas.Photo` dicts (local path + sha256)."""
+    images: list[Photo] = field(default_factory=list)
+    """Resolved photos (local path + sha256)."""
     ocr_text: list[str] = field(default_factory=list)
     category_path: list[str] = field(default_factory=list)
-    neighbours: list[dict[str, Any]] = field(default_factory=list)
-    """Visual-search hits (`schemas.Neighbour` dicts), best first."""
-    trusted: list[dict[str, Any]] = field(default_factory=list)
+    neighbours: list[Neighbour] = field(default_factory=list)
+    """Visual-search hits, best first."""
+    trusted: list[Neighbour] = field(default_factory=list)
     """Hits that passed the SPU-threshold gate: taken to be the identical product."""
-    template: dict[str, Any] | None = None
+    template: Template | None = None
     mode: str = "image_only"
     generator: str = ""
-    moderation: dict[str, Any] | None = None
+    moderation: Moderation | None = None
+
+
+def plain(values: dict[str, Any]) -> dict[str, Any]:
+    """State values (or an update) in JSON form: models as their dumps."""
+    return to_jsonable_python(values)  # type: ignore[no-any-return]
+
+
+_STATE = TypeAdapter(State)
+
+
+def updated(state: State, update: dict[str, Any]) -> State:
+    """The state after a partial update, values in JSON form (a recorded update, a test's) validated
+    into their models, as the graph would have them."""
+    merged = {f.name: getattr(state, f.name) for f in dataclasses.fields(State)} | update
+    return _STATE.validate_python(merged)

@@ -56,6 +56,7 @@ def main() -> None:
 
     offline.apply()
     from ipl_graph.policies import load_policy
+    from ipl_graph.schemas import Photo, Template
     from ipl_graph.state import State
     from ipl_tools.generate import build_messages
     from ipl_tools.generators.local_vlm import TransformersChatModel
@@ -64,8 +65,9 @@ def main() -> None:
     from ipl_tools.template_writer import TemplateChatModel
     from tiny_vlm import build  # tests/tiny_vlm.py: a test fixture, not in the wheel
 
-    photo = {"path": str(BANANA), "sha256": "0" * 64, "width": 0, "height": 0}
-    state = State(images=[photo], category="Banana", hint="ripe, from my garden", template={"attributes": []})
+    photo = Photo(path=str(BANANA), sha256="0" * 64, width=0, height=0)
+    state = State(images=[photo], category="Banana", hint="ripe, from my garden", mode="image_template",
+                  template=Template(category="Banana", attributes=[]))
     text_only = build_messages(state, with_images=False)
     with_photo = build_messages(state, with_images=True)
     words = len  # template and SSE chunks are one word / one token each

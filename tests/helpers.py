@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from langgraph.runtime import Runtime
 
 from ipl_graph.context import Context
 from ipl_graph.policies import load_policy
-from ipl_graph.state import State
+from ipl_graph.state import State, updated
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "samples" / "grocery"
@@ -26,8 +25,9 @@ def runtime(context: Context) -> Runtime[Context]:
 
 
 def apply(state: State, update: dict) -> State:
-    """The state after a node's partial update (no reducers in this graph: keys are replaced)."""
-    return dataclasses.replace(state, **update)
+    """The state after a node's partial update (no reducers in this graph: keys are replaced); values
+    in JSON form are validated into the state's models."""
+    return updated(state, update)
 
 
 def write_policy(tmp_path: Path, **changes: dict) -> str:
@@ -101,3 +101,8 @@ def chroma_server(path: Path, log_path: Path) -> Iterator[str]:
             yield url
         finally:
             stop(process)
+
+
+def state_of(**values: object) -> State:
+    """A State from values in JSON form (nested models as dicts), validated as the graph holds them."""
+    return updated(State(), values)

@@ -24,18 +24,18 @@ import numpy as np
 from langgraph.runtime import Runtime
 
 from ipl_graph import plugins
+from ipl_graph.backends import CatalogModel, ExtractionRequest
 from ipl_graph.context import Context
 from ipl_graph.policies import load_policy
 from ipl_graph.schemas import AttributeValue, Neighbour, Photo
 from ipl_graph.state import State
 from ipl_tools.catalog.colour import dominant_colour, name_colour
 from ipl_tools.catalog.config import LEARN
-from ipl_tools.catalog.model import IndexModel
 from ipl_tools.catalog.text import fold
 from ipl_tools.catalog.votes import vote
 from ipl_tools.photos import load_rgb
 from ipl_tools.price import suggest_price
-from ipl_tools.search import photos_of, searcher_for
+from ipl_tools.search import searcher_for
 
 MIN_AGREEMENT = 0.5
 MIN_COLOUR_SHARE = 0.45
@@ -90,7 +90,7 @@ class EvidenceExtractor:
         return None
 
     def colour_from_photo(self, photos: list[Photo], histogram: np.ndarray | None = None,
-                          model: IndexModel | None = None, min_confidence: float = 0.0) -> AttributeValue | None:
+                          model: CatalogModel | None = None, min_confidence: float = 0.0) -> AttributeValue | None:
         if model is not None and model.colours is not None and histogram is not None:
             name, share = name_colour(histogram, model.colours, model.colour_names)
             confidence = model.attribute_confidence("Colour", share)
@@ -102,7 +102,7 @@ class EvidenceExtractor:
             return None
         return AttributeValue(value=name, source="photo", confidence=round(share, 3))
 
-    def from_votes(self, sources: dict[str, list[Neighbour]], names: list[str], model: IndexModel,
+    def from_votes(self, sources: dict[str, list[Neighbour]], names: list[str], model: CatalogModel,
                    min_confidence: float, probes: dict[str, dict[str, float]] | None = None,
                    ) -> dict[str, AttributeValue]:
         """Per attribute, the value the look-alikes ('similar') or the product hits ('products') vote
@@ -133,62 +133,48 @@ class EvidenceExtractor:
             found[name] = AttributeValue(value=value, source=evidence, confidence=round(confidence, 3))
         return found
 
-    def extract(
-        self, trusted: list[Neighbour], neighbours: list[Neighbour], ocr_lines: list[str],
-        photos: list[Photo], wanted: list[str], lookalikes: list[Neighbour] | None = None,
-        model: IndexModel | None = None, histogram: np.ndarray | None = None, min_confidence: float = 0.7,
-        probes: dict[str, dict[str, float]] | None = None,
-    ) -> dict[str, AttributeValue]:
-        found = self.from_references(trusted)
-        nearby = [*trusted, *neighbours, *(lookalikes or [])]
+    def extract(self, request: ExtractionRequest) -> dict[str, AttributeValue]:
+        r = request
+        found = self.from_references(r.trusted)
+        nearby = [*r.trusted, *r.neighbours, *r.lookalikes]
         for name in READ:
-            read = self.read_from_text(ocr_lines, nearby, name)
+            read = self.read_from_text(r.ocr_lines, nearby, name)
             if read is not None:
                 found[name] = read
-        capacity = self.capacity_from_ocr(ocr_lines)
+        capacity = self.capacity_from_ocr(r.ocr_lines)
         if capacity is not None and "Capacity" not in found:
             found["Capacity"] = capacity
-        if "Colour" in wanted and "Colour" not in found:
-            colour = self.colour_from_photo(photos, histogram, model, min_confidence)
-            probed = self.from_votes({}, ["Colour"], model, min_confidence, probes).get("Colour") if model else None
+        model = r.model
+        if "Colour" in r.wanted and "Colour" not in found:
+            colour = self.colour_from_photo(r.photos, r.histogram, model, r.min_confidence)
+            probed = self.from_votes({}, ["Colour"], model, r.min_confidence, r.probes).get("Colour") if model else None
             if probed is not None and (colour is None or probed.confidence > colour.confidence):
                 colour = probed
             if colour is not None:
                 found["Colour"] = colour
         if model is not None:
-            rest = [n for n in wanted if n not in found and n != "Colour"]
-            sources = {"similar": lookalikes or [], "products": neighbours[: LEARN.vote_k]}
-            found |= self.from_votes(sources, rest, model, min_confidence, probes)
+            rest = [n for n in r.wanted if n not in found and n != "Colour"]
+            sources = {"similar": r.lookalikes, "products": r.neighbours[: LEARN.vote_k]}
+            found |= self.from_votes(sources, rest, model, r.min_confidence, r.probes)
         return found
 
 
 def extract_attributes(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    from ipl_tools.catalog.embedding import part
-
     ctx = runtime.context
     policy = load_policy(ctx.policy)
     wanted, _ = policy.templates.for_category(state.category)
     searcher = searcher_for(runtime)
-    photos = photos_of(state)
-    trusted = [Neighbour.model_validate(n) for n in state.trusted]
-    histogram = part(searcher.embedder.embed(photos), "colour").mean(0)  # (192,): colour is mirror-blind
+    photos = state.images
+    histogram = searcher.colour_histogram(photos)
     lookalikes = searcher.lookalikes(photos, LEARN.lookalike_k)
-    vectors = searcher.vectors(photos)
-    probes = {name: searcher.model.distribution(name, vectors) for name in wanted}
-    found = plugins.get("extractor", ctx.extractor).extract(
-        trusted,
-        [Neighbour.model_validate(n) for n in state.neighbours],
-        state.ocr_text,
-        photos,
-        wanted,
-        lookalikes=lookalikes,
-        model=searcher.model,
-        histogram=histogram,
+    found = plugins.extractor(ctx.extractor).extract(ExtractionRequest(
+        trusted=state.trusted, neighbours=state.neighbours, ocr_lines=state.ocr_text, photos=photos,
+        wanted=wanted, lookalikes=lookalikes, model=searcher.calibration, histogram=histogram,
         min_confidence=policy.thresholds.attribute_min_confidence,
-        probes=probes,
-    )
+        probes={name: searcher.distribution(name, photos) for name in wanted},
+    ))
     return {
         "attributes": {name: v.value for name, v in found.items()},
         "evidence": {name: v.source for name, v in found.items()},
-        "price": suggest_price(trusted, lookalikes, state.category),
+        "price": suggest_price(state.trusted, lookalikes, state.category),
     }

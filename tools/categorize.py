@@ -11,25 +11,21 @@ only when it is high).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from langgraph.runtime import Runtime
 
 from ipl_graph import plugins
+from ipl_graph.backends import CategoryRequest
 from ipl_graph.context import Context
 from ipl_graph.policies import load_policy
-from ipl_graph.schemas import CategoryGuess, Neighbour
+from ipl_graph.schemas import CategoryGuess
 from ipl_graph.state import State
 from ipl_tools.catalog.config import LEARN
 from ipl_tools.catalog.probe import blend_category
 from ipl_tools.catalog.votes import shares
 from ipl_tools.safety import unsafe
-from ipl_tools.search import neighbours_of, photos_of, searcher_for
-
-Calibrate = Callable[[str, float, float], tuple[float, float]]
-"""(category, vote share, top score) -> (P(right) where the catalog has the seller's category, the stated
-P(right)): the first decides whether to offer the guess at all, the second is its confidence."""
+from ipl_tools.search import searcher_for
 
 
 class KnnVote:
@@ -40,14 +36,12 @@ class KnnVote:
     def __init__(self, power: float = LEARN.vote_power) -> None:
         self.power = power
 
-    def categorize(
-        self, neighbours: list[Neighbour], min_confidence: float, calibrate: Calibrate | None = None,
-        prior: dict[str, float] | None = None, prior_weight: float = 0.5,
-    ) -> CategoryGuess:
-        """`prior`: {category: probability} of the probe, blended with the vote when given, at
-        `prior_weight` (the vote has the rest)."""
+    def categorize(self, request: CategoryRequest) -> CategoryGuess:
+        """The request's `prior` ({category: probability} of the probe) is blended with the vote when
+        given, at its `prior_weight` (the vote has the rest)."""
+        neighbours, calibrate, min_confidence = request.neighbours, request.calibrate, request.min_confidence
         votes = shares([(n.similarity, n.category) for n in neighbours], self.power)
-        best, share = blend_category(votes, prior, prior_weight)
+        best, share = blend_category(votes, request.prior, request.prior_weight)
         if best is None or not neighbours:
             return CategoryGuess(name=None, confidence=0.0)
         offered, confidence = calibrate(best, share, neighbours[0].similarity) if calibrate else (share, share)
@@ -61,15 +55,17 @@ class KnnVote:
 
 
 def categorize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
+    """The category voted by the product hits `search_similar` found (`state.neighbours`)."""
     ctx = runtime.context
     policy = load_policy(ctx.policy)
     searcher = searcher_for(runtime)
-    model = searcher.model
-    prior = model.distribution("category", searcher.vectors(photos_of(state))) if model.blends_category else None
-    guess = plugins.get("categorizer", ctx.categorizer).categorize(
-        neighbours_of(state, runtime), policy.thresholds.category_min_confidence, model.category_confidence, prior,
-        model.category_probe_weight,
-    )
+    model = searcher.calibration
+    guess = plugins.categorizer(ctx.categorizer).categorize(CategoryRequest(
+        neighbours=state.neighbours, min_confidence=policy.thresholds.category_min_confidence,
+        calibrate=model.category_confidence if model is not None else None,
+        prior=searcher.category_prior(state.images),
+        prior_weight=model.category_probe_weight if model is not None else 0.5,
+    ))
     update: dict[str, Any] = {
         "category": guess.name,
         "category_confidence": guess.confidence,
@@ -77,6 +73,6 @@ def categorize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     }
     banned = {c.casefold() for c in policy.safety.prohibited_categories}
     if {c.casefold() for c in [guess.name or "", *guess.path]} & banned:
-        checks = [*(state.safety or {}).get("checks", []), "prohibited-categories"]
+        checks = [*(state.safety.checks if state.safety else []), "prohibited-categories"]
         return update | unsafe(f"prohibited category: {guess.name}", policy.safety, checks)
     return update

@@ -80,7 +80,7 @@ def confirm_attributes(state: State, runtime: Runtime[Context]) -> dict[str, Any
     answer = interrupt(question(state, wanted))
     update = apply_edits(state, answer, policy)
     category = update.get("category", state.category) or ""
-    checks = [*(state.safety or {}).get("checks", []), "seller-edits"]
+    checks = [*(state.safety.checks if state.safety else []), "seller-edits"]
     typed = [str(answer.get("category") or ""), *map(str, (answer.get("attributes") or {}).values())] if isinstance(
         answer, dict) else []
     if category.casefold() in {c.casefold() for c in policy.safety.prohibited_categories}:

@@ -19,15 +19,6 @@ from ipl_graph.state import State
 from ipl_tools.search import searcher_for
 
 
-def identity(model: Any, neighbours: list[Neighbour]) -> float:
-    """P(the top hit is the identical product), from its score and its lead over the next product."""
-    if not neighbours:
-        return 0.0
-    top = neighbours[0].similarity
-    runner_up = max((n.similarity for n in neighbours[1:]), default=0.0)
-    return float(model.identity_probability(top, top - runner_up))
-
-
 def trusted_of(neighbours: list[Neighbour], probability: float, gate: float, max_references: int) -> list[Neighbour]:
     if not neighbours or probability < gate:
         return []
@@ -38,10 +29,9 @@ def trusted_of(neighbours: list[Neighbour], probability: float, gate: float, max
 
 def gate_matches(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     thresholds = load_policy(runtime.context.policy).thresholds
-    neighbours = [Neighbour.model_validate(n) for n in state.neighbours]
-    probability = identity(searcher_for(runtime).model, neighbours)
-    trusted = trusted_of(neighbours, probability, thresholds.spu_gate, thresholds.max_references)
+    probability = searcher_for(runtime).identity(state.neighbours)
+    trusted = trusted_of(state.neighbours, probability, thresholds.spu_gate, thresholds.max_references)
     return {
-        "trusted": [n.model_dump() for n in trusted],
+        "trusted": trusted,
         "references": [{"id": n.id, "similarity": n.similarity} for n in trusted],
     }

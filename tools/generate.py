@@ -1,7 +1,8 @@
 """generate: write the description with the Context's generator (a LangChain chat model), streaming.
 
-The instruction follows the seed's three types, picked by what the graph found: image only; image +
-attribute template; image + template + reference values. A generator that fails or runs past the
+The instruction follows the seed's three types, which the graph's routers pick (`state.mode`, set by
+write_from_photos, write_from_template or write_with_references): image only; image + attribute
+template; image + template + reference values. A generator that fails or runs past the
 Context's timeout yields a draft from the known facts, flagged for the seller to edit by hand.
 Moderation watches the stream: the model is stopped at the first sentence that breaks a rule.
 """
@@ -40,11 +41,11 @@ def facts_of(state: State, policy: Policy | None = None) -> dict[str, Any]:
     evidenced attributes, the trusted reference's own words, the seller's hint read into its parts,
     and how this kind of listing is written (sentence plan, title order, the language's voice)."""
     policy = policy or load_policy()
-    product = state.trusted[0]["title"] if state.trusted else None
+    product = state.trusted[0].title if state.trusted else None
     kind = kind_of([*(state.category_path or []), state.category or ""], policy.writing)
     facts: dict[str, Any] = {
         "lang": state.lang,
-        "mode": mode_of(state),
+        "mode": state.mode,
         "category": named_category(state, policy),
         "thing": thing_word(state, policy),
         "product": product,
@@ -72,18 +73,18 @@ def thing_word(state: State, policy: Policy) -> str | None:
         return named
     top = state.neighbours[:5]
     least = policy.writing.shared_word_min
-    brands = [b for n in top if (b := (n.get("attributes") or {}).get("Brand"))]
+    brands = [b for n in top if (b := n.attributes.get("Brand"))]
     unnamed = [c for c in policy.generation.unnamed_categories]
-    return (shared_word([n.get("category") or "" for n in top], least, unnamed)
-            or shared_word([n.get("title") or "" for n in top], least, [*brands, *unnamed])
-            or shared_word([" ".join(n.get("category_path") or []) for n in top], least, unnamed))
+    return (shared_word([n.category or "" for n in top], least, unnamed)
+            or shared_word([n.title or "" for n in top], least, [*brands, *unnamed])
+            or shared_word([" ".join(n.category_path) for n in top], least, unnamed))
 
 
 def reference_sentence(state: State) -> str | None:
     """The trusted reference's own first sentence about the product, in its words and only in the
     listing's language (moderation then checks it against the evidence like any other)."""
     for ref in state.trusted[:1]:
-        first = re.split(r"(?<=[.!?。！？])\s*", (ref.get("description") or "").strip())[0]
+        first = re.split(r"(?<=[.!?。！？])\s*", (ref.description or "").strip())[0]
         chinese = re.search(r"[\u3400-\u9fff]", first) is not None
         if 20 <= len(first) <= 200 and chinese == (state.lang == "zh"):
             return first
@@ -112,10 +113,19 @@ def named_category(state: State, policy: Policy | None = None) -> str | None:
     return next((p for p in broader if p.casefold() not in unnamed), None)
 
 
-def mode_of(state: State) -> str:
-    if state.trusted:
-        return "image_template_refs"
-    return "image_template" if state.category else "image_only"
+def write_from_photos(state: State) -> dict[str, Any]:
+    """Image-only writing: nothing in the catalog is known to be this item (or it could not be asked)."""
+    return {"mode": "image_only"}
+
+
+def write_from_template(state: State) -> dict[str, Any]:
+    """Image + the category's attribute template: the category is known, no reference is trusted."""
+    return {"mode": "image_template"}
+
+
+def write_with_references(state: State) -> dict[str, Any]:
+    """Image + template + the trusted references' values: the identical product is in the catalog."""
+    return {"mode": "image_template_refs"}
 
 
 def build_messages(
@@ -125,7 +135,7 @@ def build_messages(
     mode = facts["mode"]
     note = facts["seller_note"] or "(none)"
     facts_json = json.dumps(facts, ensure_ascii=False)
-    template = ", ".join((state.template or {}).get("attributes") or []) or "(none)"
+    template = ", ".join(state.template.attributes if state.template else []) or "(none)"
     if mode == "image_only":
         text = render("image_only", seller_note=note, facts=facts_json)
     elif mode == "image_template":
@@ -133,14 +143,14 @@ def build_messages(
                       facts=facts_json)
     else:
         refs = "\n".join(
-            f"- {r.get('title') or r['id']}: {json.dumps(r.get('attributes') or {}, ensure_ascii=False)}"
+            f"- {r.title or r.id}: {json.dumps(r.attributes, ensure_ascii=False)}"
             for r in state.trusted
         )
         text = render("image_template_refs", category=facts["category"] or "item", attributes=template,
                       references=refs, seller_note=note, facts=facts_json)
     content: list[str | dict[str, Any]] = [{"type": "text", "text": text}]
     if with_images:
-        content += [{"type": "image_url", "image_url": {"url": photo_data_url(image["path"], image_max_side)}}
+        content += [{"type": "image_url", "image_url": {"url": photo_data_url(image.path, image_max_side)}}
                     for image in state.images]
     return [SystemMessage(render("system", language=LANGUAGES[state.lang])), HumanMessage(content=content)]
 
@@ -216,10 +226,10 @@ def generate(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     policy = load_policy(ctx.policy)
     prewarm()  # the moderation Guard loads while the model writes
     facts = facts_of(state, policy)
-    model = plugins.get("generator", ctx.generator, ctx.model, ctx.base_url)
+    model = plugins.generator(ctx.generator, ctx.model, ctx.base_url)
     messages = build_messages(state, getattr(model, "multimodal", False), policy.generation.image_max_side, policy)
     moderator = StreamModerator(policy, Grounding.of(state, policy))
-    update: dict[str, Any] = {"mode": facts["mode"], "title": compose_title(facts), "generator": ctx.generator}
+    update: dict[str, Any] = {"title": compose_title(facts), "generator": ctx.generator}
     try:
         text = stream_text(model, messages, ctx.generate_timeout_s, moderator, **limits(policy))
         if not text:

@@ -54,10 +54,10 @@ class Grounding:
                  *state.category_path]
         refs = []
         for ref in state.trusted:
-            refs += [ref.get("title") or "", ref.get("description") or "", *(ref.get("attributes") or {}).values()]
+            refs += [ref.title or "", ref.description or "", *ref.attributes.values()]
         evidence = "\n".join([*parts, *refs]).casefold()
         brands = set(policy.moderation.known_brands)
-        brands.update(b for n in [*state.neighbours, *state.trusted] if (b := (n.get("attributes") or {}).get("Brand")))
+        brands.update(b for n in [*state.neighbours, *state.trusted] if (b := n.attributes.get("Brand")))
         return cls(
             evidence=evidence,
             brands=tuple(sorted(brands, key=len, reverse=True)),

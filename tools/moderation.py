@@ -245,7 +245,7 @@ def moderate_stream(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         cut_at = found[0] if found else len(description)
     update: dict[str, Any] = fields | {
         "description": description,
-        "moderation": Moderation(passed=not violations, violations=violations, cut_at=cut_at).model_dump(),
+        "moderation": Moderation(passed=not violations, violations=violations, cut_at=cut_at),
         "screened": [*state.screened, *violations],
     }
     if reason and state.degraded is None:
@@ -258,9 +258,9 @@ def screened_fields(state: State, policy: Policy) -> tuple[dict[str, Any], list[
     from ipl_tools.generate import facts_of  # generate imports this module
 
     reasons: list[str] = []
-    trusted = [r for r in state.trusted if not _stopped(reasons, "reference", trust.row_problem(r, policy))]
-    references = [r for r in state.references if any(t.get("id") == r.get("id") for t in trusted)]
-    evidence_text = "\n".join(str(v) for r in trusted for v in (r.get("title"), r.get("description")) if v)
+    trusted = [r for r in state.trusted if not _stopped(reasons, "reference", trust.neighbour_problem(r, policy))]
+    references = [r for r in state.references if any(t.id == r.get("id") for t in trusted)]
+    evidence_text = "\n".join(str(v) for r in trusted for v in (r.title, r.description) if v)
     category = trust.clean(state.category) if state.category else None
     if category and _stopped(reasons, "category", trust.problem(" / ".join([category, *state.category_path]), policy)):
         category = None

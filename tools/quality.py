@@ -58,7 +58,7 @@ def exposure(photo: Photo, config: QualityConfig = CONFIG) -> float:
 
 def features(state: State, policy: Policy, config: QualityConfig = CONFIG) -> dict[str, float]:
     """Each feature of the listing in [0, 1]."""
-    photos = [Photo.model_validate(p) for p in state.images]
+    photos = state.images
     wanted, _ = policy.templates.for_category(state.category)
     note = read_hint(state.hint, policy.writing)
     return {

@@ -92,7 +92,7 @@ def find_prohibited(texts: list[str], policy: Policy) -> str | None:
 
 def unsafe(reason: str, policy: SafetyPolicy, checks: list[str]) -> dict[str, Any]:
     verdict = SafetyVerdict(safe=False, reason=reason, guidance=policy.guidance, checks=checks)
-    return {"safety": verdict.model_dump(), "degraded": "unsafe", "description": policy.guidance}
+    return {"safety": verdict, "degraded": "unsafe", "description": policy.guidance}
 
 
 def check_safety(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
@@ -103,14 +103,14 @@ def check_safety(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     if len(state.photos) > policy.limits.max_photos:
         raise PhotoError(f"{len(state.photos)} photos is over the limit of {policy.limits.max_photos}")
     photos = [resolve(ref, policy.limits) for ref in state.photos]
-    ocr = plugins.get("ocr", ctx.ocr)
+    ocr = plugins.ocr(ctx.ocr)
     lines = [trust.clean(line) for photo in photos for line in ocr.read(photo)]
-    nudity = plugins.get("nudity", ctx.nudity)
+    nudity = plugins.nudity(ctx.nudity)
     checks = [f"nudity:{nudity.name}", f"ocr:{ocr.name}", "prohibited-keywords", "outside-text"]
     # Every output key is written once here, so a listing always has all of them, even unsafe ones.
     blank = {f.name: getattr(OutputState(), f.name) for f in dataclasses.fields(OutputState)}
     hint, screened = screen_outside_text(state.hint, lines, policy)
-    update: dict[str, Any] = blank | {"images": [p.model_dump() for p in photos], "ocr_text": screened[0],
+    update: dict[str, Any] = blank | {"images": photos, "ocr_text": screened[0],
                                       "hint": hint, "screened": screened[1]}
     for photo in photos:
         labels = nudity.detect(photo)
@@ -119,7 +119,7 @@ def check_safety(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     keyword = find_prohibited([*lines, state.hint[: policy.limits.max_hint_chars]], policy)
     if keyword:
         return update | unsafe(f"prohibited item: {keyword!r}", policy.safety, checks)
-    return update | {"safety": SafetyVerdict(safe=True, checks=checks).model_dump()}
+    return update | {"safety": SafetyVerdict(safe=True, checks=checks)}
 
 
 def screen_outside_text(hint: str, ocr_lines: list[str], policy: Policy) -> tuple[str, tuple[list[str], list[str]]]:

@@ -14,14 +14,16 @@ projection may drop.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 from langgraph.runtime import Runtime
 
 from ipl_graph import plugins
+from ipl_graph.backends import Searcher
 from ipl_graph.context import Context
+from ipl_graph.errors import IndexDamagedError, IndexMissingError, SearchUnavailableError
 from ipl_graph.policies import load_policy
 from ipl_graph.schemas import Neighbour, Photo
 from ipl_graph.state import State
@@ -37,43 +39,64 @@ CANDIDATES = 200
 
 
 class ChromaSearcher:
-    """kNN over the Chroma catalog with the project's image embedder; results cached per photo set."""
+    """kNN over the Chroma catalog with the project's image embedder (`backends.Searcher`). The
+    photos' vectors and the hits are memoised per photo set: the embedder's and the index's answers,
+    asked again by another node, are not computed twice."""
 
     def __init__(self, index_dir: str, embedder: str) -> None:
         self.catalog = Catalog(index_dir, embedder)
-        self.embedder = plugins.get("embedder", embedder)
-        self._cache: OrderedDict[tuple, list[Neighbour]] = OrderedDict()
+        self.embedder = plugins.embedder(embedder)
+        self._cache: OrderedDict[tuple, Any] = OrderedDict()
 
     @property
     def model(self) -> IndexModel:
         return self.catalog.model()
 
-    def search(self, photos: list[Photo], k: int, text: list[str] | tuple[str, ...] = ()) -> list[Neighbour]:
+    @property
+    def calibration(self) -> IndexModel:
+        return self.model
+
+    def search(self, photos: list[Photo], k: int, text: Sequence[str] = ()) -> list[Neighbour]:
         """The k best products (one listing each), best first; `text` is what OCR read on the photos."""
-        key = ("search", tuple(p.sha256 for p in photos), k, tuple(text))
-        if key not in self._cache:
-            hits = self.catalog.nearest(self.vectors(photos), max(k * 20, CANDIDATES), learned=True)
-            self._remember(key, self._products(aggregate(hits, product_of), k, trigrams(" ".join(text))))
-        return self._cache[key]
+        return self._memo(("search", _key(photos), k, tuple(text)), lambda: self._products(aggregate(
+            self.catalog.nearest(self.vectors(photos), max(k * 20, CANDIDATES), learned=True), product_of),
+            k, trigrams(" ".join(text))))
 
     def lookalikes(self, photos: list[Photo], k: int) -> list[Neighbour]:
         """The k listings that look most alike in the raw embedding, best first."""
-        key = ("lookalikes", tuple(p.sha256 for p in photos), k)
-        if key not in self._cache:
-            hits = self.catalog.nearest(self.vectors(photos), k * 3, learned=False)
-            ranked = aggregate(hits)[:k]
-            self._remember(key, [neighbour(m["listing_id"], s, m) for s, m in ranked])
-        return self._cache[key]
+        def find() -> list[Neighbour]:
+            ranked = aggregate(self.catalog.nearest(self.vectors(photos), k * 3, learned=False))[:k]
+            return [neighbour(m["listing_id"], s, m) for s, m in ranked]
+
+        return self._memo(("lookalikes", _key(photos), k), find)
 
     def vectors(self, photos: list[Photo]) -> np.ndarray:
-        """The query photos' vectors: the embedder's query view where it has one."""
-        return getattr(self.embedder, "embed_query", self.embedder.embed)(photos)
+        """The query photos' vectors (N, D): the embedder's query view where it has one."""
+        return self._memo(("vectors", _key(photos)),
+                          lambda: getattr(self.embedder, "embed_query", self.embedder.embed)(photos))
 
     def identity(self, neighbours: list[Neighbour]) -> float:
-        """P(the top hit is the identical product) (`gate.identity` with this index's model)."""
-        from ipl_tools.gate import identity  # gate imports this module
-
         return identity(self.model, neighbours)
+
+    def category_prior(self, photos: list[Photo]) -> dict[str, float] | None:
+        """The category probe's {category: probability}, where the index's calibration was fitted on
+        the blend of vote and probe; else None."""
+        model = self.model
+        return model.distribution("category", self.vectors(photos)) if model.blends_category else None
+
+    def distribution(self, name: str, photos: list[Photo]) -> dict[str, float]:
+        return self.model.distribution(name, self.vectors(photos))
+
+    def colour_histogram(self, photos: list[Photo]) -> np.ndarray:
+        """The photos' mean colour histogram (192,): colour is mirror-blind, so the plain view."""
+        from ipl_tools.catalog.embedding import part
+
+        return self._memo(("colour", _key(photos)), lambda: part(self.embedder.embed(photos), "colour").mean(0))
+
+    def _memo(self, key: tuple, compute: Callable[[], Any]) -> Any:
+        if key not in self._cache:
+            self._remember(key, compute())
+        return self._cache[key]
 
     def _products(self, ranked: list[tuple[float, dict[str, Any]]], k: int, text: set[str]) -> list[Neighbour]:
         """Products ordered by image similarity with the OCR text match folded in; each keeps its image
@@ -85,7 +108,7 @@ class ChromaSearcher:
         scored.sort(key=lambda fsm: fsm[0], reverse=True)
         return [neighbour(m["listing_id"], s, m) for _, s, m in scored[:k]]
 
-    def _remember(self, key: tuple, value: list[Neighbour]) -> None:
+    def _remember(self, key: tuple, value: Any) -> None:
         self._cache[key] = value
         if len(self._cache) > 256:
             self._cache.popitem(last=False)
@@ -115,27 +138,41 @@ def product_of(meta: dict[str, Any]) -> str:
     return str(meta.get("spu") or meta["listing_id"])
 
 
-def photos_of(state: State) -> list[Photo]:
-    return [Photo.model_validate(p) for p in state.images]
+def identity(model: IndexModel, neighbours: list[Neighbour]) -> float:
+    """P(the top hit is the identical product), from its score and its lead over the next product."""
+    if not neighbours:
+        return 0.0
+    top = neighbours[0].similarity
+    runner_up = max((n.similarity for n in neighbours[1:]), default=0.0)
+    return float(model.identity_probability(top, top - runner_up))
 
 
-def searcher_for(runtime: Runtime[Context]) -> Any:
+def _key(photos: list[Photo]) -> tuple[str, ...]:
+    return tuple(p.sha256 for p in photos)
+
+
+SEARCH_FAILURES = (IndexMissingError, IndexDamagedError, SearchUnavailableError, OSError)
+"""What a searcher raises when the catalog cannot answer (no index, a damaged one, a server down)."""
+
+
+def searcher_for(runtime: Runtime[Context]) -> Searcher:
     ctx = runtime.context
-    return plugins.get("searcher", ctx.searcher, ctx.index_dir, ctx.embedder)
-
-
-def neighbours_of(state: State, runtime: Runtime[Context]) -> list[Neighbour]:
-    """The product hits for the state's photos and OCR text (cached: categorize and search share them)."""
-    return searcher_for(runtime).search(photos_of(state), runtime.context.top_k, tuple(state.ocr_text))
+    return plugins.searcher(ctx.searcher, ctx.index_dir, ctx.embedder)
 
 
 def search_similar(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
-    """The product hits; a hit whose catalog row breaks a moderation rule (an index built before
-    quarantine, `trust.row_problem`) is no reference and is left out."""
+    """The product hits for the photos and the text read on them; a hit whose catalog row breaks a
+    moderation rule (an index built before quarantine, `trust.row_problem`) is no reference and is
+    left out. A catalog that cannot answer is said in `degraded` (the graph then writes from the
+    photos alone)."""
     policy = load_policy(runtime.context.policy)
-    hits = neighbours_of(state, runtime)
+    try:
+        hits = searcher_for(runtime).search(state.images, runtime.context.top_k, tuple(state.ocr_text))
+    except SEARCH_FAILURES as exc:
+        reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:400]  # the fix it names stays whole
+        return {"neighbours": [], "degraded": f"catalog search failed ({reason}); written from the photos alone"}
     kept = [h for h in hits if not trust.neighbour_problem(h, policy)]
-    update: dict[str, Any] = {"neighbours": [h.model_dump() for h in kept]}
+    update: dict[str, Any] = {"neighbours": kept}
     if len(kept) < len(hits):
         update["screened"] = [*state.screened, f"{len(hits) - len(kept)} catalog hit(s) left out: their text breaks"
                                                " a moderation rule"]

@@ -17,7 +17,7 @@ def fetch_template(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     template = Template(category=None if generic else state.category, attributes=names, generic=generic)
     ordered = [n for n in names if n in state.attributes] + [n for n in state.attributes if n not in names]
     return {
-        "template": template.model_dump(),
+        "template": template,
         "attributes": {n: state.attributes[n] for n in ordered},
         "evidence": {n: state.evidence[n] for n in ordered},
     }

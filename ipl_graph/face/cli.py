@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 from ipl_graph import offline
@@ -147,14 +148,19 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     from ipl_graph.context import Context
+    from ipl_graph.errors import IndexMissingError
     from ipl_graph.graph import graph
     from ipl_graph.policies import load_policy
-    from ipl_graph.state import InputState, OutputState
+    from ipl_graph.state import InputState, OutputState, plain
+    from ipl_tools.catalog.chroma_server import is_url
     from ipl_tools.trust import clean
 
     most = load_policy(args.policy).limits.max_hint_chars
     if len(args.hint) > most:
         raise UserError(f"--hint: {len(args.hint)} characters is over the limit of {most}; say it in fewer words")
+    if not is_url(args.index) and not (Path(args.index) / "chroma.sqlite3").exists():  # else: degraded, image-only
+        raise IndexMissingError(f"no catalog index at {args.index}; build one with `ipl index LISTINGS.jsonl --index"
+                                f" {args.index}`")
     context = Context(
         index_dir=args.index, policy=args.policy, generator=args.generator, model=args.model,
         base_url=args.base_url, generate_timeout_s=args.timeout, embedder=args.embedder,
@@ -169,7 +175,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         elif not args.json and chunk[1].get("langgraph_node") == "generate":
             print(clean(chunk[0].content), end="", flush=True)  # no escape codes reach the terminal
             streamed = True
-    listing = {f.name: final.get(f.name) for f in dataclasses.fields(OutputState)}
+    listing = plain({f.name: final.get(f.name) for f in dataclasses.fields(OutputState)})
     if args.json:
         print(json.dumps(listing, ensure_ascii=False, indent=2))
         return 0

@@ -59,14 +59,14 @@ def norm(value: Any) -> str:
 def run_query(row: dict[str, Any], context: Any) -> tuple[dict[str, Any], float]:
     """(everything the graph wrote, wall seconds) for one query listed from its images alone."""
     from ipl_graph.graph import graph
-    from ipl_graph.state import InputState
+    from ipl_graph.state import InputState, plain
 
     state: dict[str, Any] = {}
     start = time.perf_counter()
     steps: Any = graph.stream(InputState(photos=row["images"], lang="en"), context=context, stream_mode="updates")
     for step in steps:
         for update in step.values():
-            state.update(update or {})
+            state.update(plain(update or {}))
     return state, time.perf_counter() - start
 
 

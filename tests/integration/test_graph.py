@@ -11,7 +11,14 @@ from fakes import FailingChatModel, HangingChatModel, generator_plugin
 from helpers import QUERIES, write_policy
 from ipl_graph import plugins
 from ipl_graph.context import Context
-from ipl_graph.graph import graph, route_after_categorize, route_after_check_safety
+from ipl_graph.graph import (
+    graph,
+    route_after_categorize,
+    route_after_check_safety,
+    route_after_fetch_template,
+    route_after_search_similar,
+)
+from ipl_graph.schemas import Neighbour, SafetyVerdict
 from ipl_graph.state import State
 
 SNAPSHOT = Path(__file__).resolve().parents[1] / "snapshots" / "graph.mmd"
@@ -25,11 +32,17 @@ def test_topology_matches_snapshot():
 
 
 def test_routers_are_pure_functions_of_state():
-    safe, unsafe = {"safe": True}, {"safe": False}
-    assert route_after_check_safety(State(safety=safe)) == "categorize"
+    safe, unsafe = SafetyVerdict(safe=True), SafetyVerdict(safe=False)
+    assert route_after_check_safety(State(safety=safe)) == "search_similar"
     assert route_after_check_safety(State(safety=unsafe)) == "__end__"
-    assert route_after_categorize(State(safety=safe)) == "search_similar"
+    assert route_after_search_similar(State(safety=safe)) == "categorize"
+    assert route_after_search_similar(State(safety=safe, degraded="catalog search failed")) == "write_from_photos"
+    assert route_after_categorize(State(safety=safe)) == "gate_matches"
     assert route_after_categorize(State(safety=unsafe)) == "__end__"
+    ref = Neighbour(id="a", similarity=0.9)
+    assert route_after_fetch_template(State(category="Banana", trusted=[ref])) == "write_with_references"
+    assert route_after_fetch_template(State(category="Banana")) == "write_from_template"
+    assert route_after_fetch_template(State()) == "write_from_photos"
 
 
 def nodes_run(inputs: dict, ctx: Context) -> tuple[list[str], dict]:
@@ -40,8 +53,9 @@ def nodes_run(inputs: dict, ctx: Context) -> tuple[list[str], dict]:
 
 def test_happy_path_runs_all_nine_nodes(ctx):
     order, listing = nodes_run({"photos": [BANANA], "hint": "bought yesterday"}, ctx)
-    assert order == ["check_safety", "categorize", "search_similar", "gate_matches", "extract_attributes",
-                     "fetch_template", "generate", "moderate_stream", "truncate", "score_quality"]
+    assert order == ["check_safety", "search_similar", "categorize", "gate_matches", "extract_attributes",
+                     "fetch_template", "write_with_references", "generate", "moderate_stream", "truncate",
+                     "score_quality"]
     assert listing["category"] == "Banana" and listing["degraded"] is None
     assert "bought yesterday" in listing["description"].lower()  # the hint's own words, where they belong
     assert listing["title"]
@@ -50,7 +64,7 @@ def test_happy_path_runs_all_nine_nodes(ctx):
 def test_unsafe_photo_ends_with_guidance(ctx):
     order, listing = nodes_run({"photos": [BANANA], "hint": "selling cannabis"}, ctx)
     assert order == ["check_safety"]
-    assert listing["safety"]["safe"] is False and listing["degraded"] == "unsafe"
+    assert listing["safety"].safe is False and listing["degraded"] == "unsafe"
     assert "retake" in listing["description"]
 
 
@@ -60,7 +74,7 @@ def test_no_confident_category_uses_generic_template(ctx, tmp_path, spu_gate, mo
     policy = write_policy(tmp_path, thresholds={"category_min_confidence": 1.0, "spu_gate": spu_gate})
     abstain = Context(index_dir=ctx.index_dir, policy=policy)
     steps = list(graph.stream({"photos": [JUICE]}, context=abstain, stream_mode="values"))
-    assert steps[-1]["category"] is None and steps[-1]["template"]["generic"] is True
+    assert steps[-1]["category"] is None and steps[-1]["template"].generic is True
     assert steps[-1]["mode"] == mode
 
 
@@ -72,7 +86,7 @@ def test_no_hit_through_the_gate_means_image_only_generation(ctx, tmp_path):
     opened = Context(index_dir=ctx.index_dir, policy=write_policy(tmp_path, thresholds={"spu_gate": 0.5}))
     final = list(graph.stream({"photos": [BANANA]}, context=opened, stream_mode="values"))[-1]
     assert final["references"] and final["mode"] == "image_template_refs"
-    assert final["title"] == final["trusted"][0]["title"]
+    assert final["title"] == final["trusted"][0].title
 
 
 @pytest.fixture

@@ -51,6 +51,7 @@ def versions() -> dict[str, str]:
 def record(name: str, index_dir: str) -> Path:
     from ipl_graph.context import Context
     from ipl_graph.graph import graph
+    from ipl_graph.state import plain
     from traces import store_calls, tracing
 
     inputs, overrides = CASES[name]
@@ -64,7 +65,7 @@ def record(name: str, index_dir: str) -> Path:
     for node, update in updates:  # each node's calls, in the order the steps ran
         mine = next((i for i, c in enumerate(rest) if c["node"] != node), len(rest))
         calls = [{k: v for k, v in c.items() if k != "node"} for c in rest[:mine]]
-        lines.append({"node": node, "calls": store_calls(calls), "update": relativise(update)})
+        lines.append({"node": node, "calls": store_calls(calls), "update": relativise(plain(update))})
         rest = rest[mine:]
     assert not rest, f"backend calls no step accounts for: {rest[:2]}"
     RECORDINGS.mkdir(exist_ok=True)

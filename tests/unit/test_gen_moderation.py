@@ -7,8 +7,8 @@ import pytest
 from langchain_core.messages import HumanMessage
 
 from fakes import FakeChatModel
+from helpers import state_of
 from ipl_graph.policies import load_policy
-from ipl_graph.state import State
 from ipl_tools.generate import stream_text
 from ipl_tools.grounding import Grounding
 from ipl_tools.moderation import (
@@ -36,12 +36,13 @@ def test_the_guard_runs_one_guardrails_validator_per_rule(loaded_guard):
     assert all(isinstance(v, Validator) for v in validators)
 
 
-SHIRT = State(
+SHIRT = state_of(
     category="Tshirts", hint="size M, worn twice",
     attributes={"Brand": "Nike", "Colour": "White"}, evidence={"Brand": "ocr:NIKE", "Colour": "photo"},
-    trusted=[{"id": "r1", "title": "Nike Dri-Fit Tee", "description": "Breathable 100g cotton tee.",
+    trusted=[{"id": "r1", "similarity": 0.9, "title": "Nike Dri-Fit Tee", "description": "Breathable 100g cotton tee.",
               "attributes": {"Brand": "Nike"}}],
-    neighbours=[{"id": "n1", "attributes": {"Brand": "Adidas"}}, {"id": "n2", "attributes": {"Brand": "Uniqlo"}}],
+    neighbours=[{"id": "n1", "similarity": 0.6, "attributes": {"Brand": "Adidas"}},
+                {"id": "n2", "similarity": 0.5, "attributes": {"Brand": "Uniqlo"}}],
 )
 
 

@@ -9,11 +9,11 @@ import io
 import pytest
 from PIL import Image
 
-from helpers import QUERIES
+from helpers import QUERIES, state_of
 from ipl_graph.policies import load_policy
 from ipl_graph.prompts import load_prompt, prompt_names, render
 from ipl_graph.state import State
-from ipl_tools.generate import build_messages, limits, mode_of
+from ipl_tools.generate import build_messages, limits
 
 BANANA = str(QUERIES / "Banana_001.jpg")
 
@@ -31,23 +31,24 @@ def test_every_prompt_renders_with_exactly_its_declared_variables():
 
 def state(**changes) -> State:
     photo = {"path": BANANA, "sha256": "0" * 64, "width": 0, "height": 0}
-    return State(images=[photo], hint="ripe", template={"attributes": ["Brand", "Colour"]}, **changes)
+    return state_of(images=[photo], hint="ripe", template={"category": None, "attributes": ["Brand", "Colour"]},
+                    **changes)
 
 
-REF = {"id": "r1", "title": "Banana", "attributes": {"Brand": "Chiquita"}}
+REF = {"id": "r1", "similarity": 0.9, "title": "Banana", "attributes": {"Brand": "Chiquita"}}
 
 
 @pytest.mark.parametrize(
     "changes, mode, marker",
     [
-        ({}, "image_only", "Write the description of the item in the photos."),
-        ({"category": "Banana"}, "image_template", "State these attributes, in this order"),
-        ({"category": "Banana", "trusted": [REF]}, "image_template_refs", "The same product is listed"),
+        ({"mode": "image_only"}, "image_only", "Write the description of the item in the photos."),
+        ({"category": "Banana", "mode": "image_template"}, "image_template", "State these attributes, in this order"),
+        ({"category": "Banana", "trusted": [REF], "mode": "image_template_refs"}, "image_template_refs",
+         "The same product is listed"),
     ],
 )
 def test_the_instruction_follows_the_mode(changes, mode, marker):
     s = state(**changes)
-    assert mode_of(s) == mode
     system, human = build_messages(s, with_images=False)
     text = human.content[0]["text"]
     assert marker in text and "Seller's note: ripe" in text and "English" in system.content

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from helpers import QUERIES, apply, runtime, write_policy
 from ipl_graph.context import Context
+from ipl_graph.schemas import Template
 from ipl_graph.state import State
 from ipl_tools.attributes import EvidenceExtractor, extract_attributes
 from ipl_tools.categorize import categorize
@@ -18,7 +19,7 @@ JUICE = str(QUERIES / "Bravo-Apple-Juice_001.jpg")
 
 def run_until(node, photo: str, ctx: Context, hint: str = "") -> State:
     state = State(photos=[photo], hint=hint)
-    for step in (check_safety, categorize, search_similar, gate_matches, extract_attributes, fetch_template):
+    for step in (check_safety, search_similar, categorize, gate_matches, extract_attributes, fetch_template):
         state = apply(state, step(state, runtime(ctx)))
         if step is node:
             return state
@@ -27,15 +28,15 @@ def run_until(node, photo: str, ctx: Context, hint: str = "") -> State:
 
 def test_check_safety_reads_photo_and_passes_a_banana(ctx):
     state = run_until(check_safety, BANANA, ctx)
-    assert state.safety["safe"] is True
-    assert state.images[0]["sha256"] and state.images[0]["width"] > 0
+    assert state.safety is not None and state.safety.safe is True
+    assert state.images[0].sha256 and state.images[0].width > 0
 
 
 def test_check_safety_stops_prohibited_goods_in_the_hint(ctx):
     state = run_until(check_safety, BANANA, ctx, hint="comes with a replica pistol")
-    assert state.safety["safe"] is False
-    assert state.safety["reason"] == "prohibited item: 'pistol'"  # 'replica' alone is no item: 'replica watch' is
-    assert state.degraded == "unsafe" and state.description == state.safety["guidance"]
+    assert state.safety is not None and state.safety.safe is False
+    assert state.safety.reason == "prohibited item: 'pistol'"  # 'replica' alone is no item: 'replica watch' is
+    assert state.degraded == "unsafe" and state.description == state.safety.guidance
 
 
 def test_categorize_votes_the_right_category(ctx):
@@ -46,25 +47,24 @@ def test_categorize_votes_the_right_category(ctx):
 
 def test_search_finds_the_identical_product_first(ctx):
     state = run_until(search_similar, BANANA, ctx)
-    sims = [n["similarity"] for n in state.neighbours]
+    sims = [n.similarity for n in state.neighbours]
     assert sims == sorted(sims, reverse=True)  # no text on a banana: the order is the photos' similarity
-    assert len({n["spu"] for n in state.neighbours}) == len(state.neighbours)  # one hit per product
-    assert state.neighbours[0]["spu"] == "grocery_6"  # Banana
+    assert len({n.spu for n in state.neighbours}) == len(state.neighbours)  # one hit per product
+    assert state.neighbours[0].spu == "grocery_6"  # Banana
     assert len(state.neighbours) == ctx.top_k
 
 
 def test_gate_trusts_the_top_hit_only_when_probably_identical(ctx, tmp_path):
-    from ipl_graph.schemas import Neighbour
     from ipl_tools.search import searcher_for
 
     state = run_until(search_similar, BANANA, ctx)
-    p = searcher_for(runtime(ctx)).identity([Neighbour.model_validate(n) for n in state.neighbours])
+    p = searcher_for(runtime(ctx)).identity(state.neighbours)
     assert 0.5 < p < 1.0  # the banana is unmistakable, yet a calibrated probability stays below 1
     strict = Context(index_dir=ctx.index_dir, policy=write_policy(tmp_path, thresholds={"spu_gate": min(p + 0.01, 1)}))
     assert gate_matches(state, runtime(strict))["trusted"] == []
     loose = Context(index_dir=ctx.index_dir, policy=write_policy(tmp_path, thresholds={"spu_gate": p - 0.001}))
     update = gate_matches(state, runtime(loose))
-    assert [r["id"] for r in update["references"]] == [state.neighbours[0]["id"]]
+    assert [r["id"] for r in update["references"]] == [state.neighbours[0].id]
 
 
 def test_references_vote_by_similarity_and_need_agreement():
@@ -101,9 +101,10 @@ def test_extract_states_nothing_without_evidence(ctx, tmp_path):
 
 def test_fetch_template_known_category_and_generic_fallback(ctx, tmp_path):
     state = run_until(fetch_template, JUICE, ctx)
-    assert state.template == {"category": "Juice", "attributes": ["Brand"], "generic": False}
+    assert state.template == Template(category="Juice", attributes=["Brand"], generic=False)
     abstain = Context(index_dir=ctx.index_dir,
                       policy=write_policy(tmp_path, thresholds={"category_min_confidence": 1.0}))
     state = run_until(fetch_template, JUICE, abstain)
     assert state.category is None
-    assert state.template["generic"] is True and state.template["attributes"][0] == "Brand"
+    assert state.template is not None and state.template.generic is True
+    assert state.template.attributes[0] == "Brand"

@@ -73,8 +73,8 @@ def test_nudity_ends_in_guidance(sample_index):
         state = apply(state, check_safety(state, runtime(ctx)))
     finally:
         plugins.unregister(name)
-    assert state.safety["safe"] is False and "nudity" in state.safety["reason"]
-    assert "nudity:flag-everything" in state.safety["checks"]
+    assert state.safety is not None and state.safety.safe is False and "nudity" in (state.safety.reason or "")
+    assert "nudity:flag-everything" in state.safety.checks
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from ipl_graph.schemas import Neighbour
+from ipl_graph.backends import CategoryRequest
+from ipl_graph.schemas import CategoryGuess, Neighbour
 from ipl_tools.catalog.calibration import fit_logistic, logistic
 from ipl_tools.catalog.fit import Records, fit, label_kind
 from ipl_tools.catalog.model import IndexModel
@@ -93,17 +94,21 @@ def test_gate_trusts_the_top_product_and_its_listings_only():
     assert trusted_of(hits, 0.7, 0.8, 3) == []
 
 
+def vote_on(hits: list[Neighbour], min_confidence: float, **request) -> CategoryGuess:
+    return KnnVote().categorize(CategoryRequest(neighbours=hits, min_confidence=min_confidence, **request))
+
+
 def test_knn_vote_abstains_below_the_calibrated_confidence():
     hits = [Neighbour(id="a", similarity=0.9, category="Milk", category_path=["Dairy", "Milk"]),
             Neighbour(id="b", similarity=0.88, category="Juice")]
-    sure = KnnVote().categorize(hits, 0.5, calibrate=lambda category, share, top: (0.9, 0.8))
+    sure = vote_on(hits, 0.5, calibrate=lambda category, share, top: (0.9, 0.8))
     assert sure.name == "Milk" and sure.path == ["Dairy", "Milk"] and sure.runner_up == "Juice"
     assert sure.confidence == 0.8  # the stated confidence; the offer was decided on the first
-    offered = KnnVote().categorize(hits, 0.5, calibrate=lambda category, share, top: (0.6, 0.2))
+    offered = vote_on(hits, 0.5, calibrate=lambda category, share, top: (0.6, 0.2))
     assert offered.name == "Milk" and offered.confidence == 0.2  # offered for the seller to confirm, stated unsure
-    unsure = KnnVote().categorize(hits, 0.5, calibrate=lambda category, share, top: (0.3, 0.3))
+    unsure = vote_on(hits, 0.5, calibrate=lambda category, share, top: (0.3, 0.3))
     assert unsure.name is None and unsure.runner_up == "Milk"
-    assert KnnVote().categorize(hits, 1.0, calibrate=lambda category, share, top: (1.0, 1.0)).name is None
+    assert vote_on(hits, 1.0, calibrate=lambda category, share, top: (1.0, 1.0)).name is None
 
 
 def records_of(x, y, attrs=None):
@@ -168,6 +173,5 @@ def test_blend_averages_distributions():
     assert blend_category({"Tshirts": 0.6, "Sweaters": 0.4}, {"Sweaters": 0.6, "Tshirts": 0.4}, 0.7)[0] == "Sweaters"
     hits = [Neighbour(id="a", similarity=0.9, category="Tshirts", category_path=["Topwear", "Tshirts"]),
             Neighbour(id="b", similarity=0.89, category="Sweaters")]
-    guess = KnnVote().categorize(hits, 0.5, calibrate=lambda category, share, top: (share, share),
-                               prior={"Sweaters": 1.0})
+    guess = vote_on(hits, 0.5, calibrate=lambda category, share, top: (share, share), prior={"Sweaters": 1.0})
     assert guess.name == "Sweaters" and guess.path == ["Sweaters"]

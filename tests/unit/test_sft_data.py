@@ -4,6 +4,7 @@ bundled sample catalog's index (real embedder); the CLI writes the data and a pe
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from helpers import QUERIES, SAMPLE
 from ipl_graph.face.cli import main
 from ipl_graph.policies import load_policy
 from ipl_graph.prompts import render
-from ipl_graph.schemas import Neighbour
+from ipl_graph.schemas import Neighbour, Template
 from ipl_graph.state import State
 from ipl_tools.generate import build_messages
 from ipl_tools.tuning import cleaning
@@ -130,11 +131,12 @@ def test_description_prompts_are_the_graphs_own_for_all_three_types():
     values = {n: v for n, v in SHIRT["attributes"].items() if n in template}
     as_graph = {
         "image_only": State(lang="en"),
-        "image_template": State(lang="en", category="Shirts", category_confidence=1.0,
-                                category_path=["Apparel", "Topwear", "Shirts"], template={"attributes": template},
-                                attributes=values),
+        "image_template": State(lang="en", category="Shirts", category_confidence=1.0, mode="image_template",
+                                category_path=["Apparel", "Topwear", "Shirts"],
+                                template=Template(category="Shirts", attributes=template), attributes=values),
     }
-    as_graph["image_template_refs"] = State(**{**as_graph["image_template"].__dict__, "trusted": [ref.model_dump()]})
+    as_graph["image_template_refs"] = dataclasses.replace(as_graph["image_template"], trusted=[ref],
+                                                          mode="image_template_refs")
     for kind, state in as_graph.items():
         system, human = build_messages(state, with_images=False, policy=POLICY)
         rec = records[kind]

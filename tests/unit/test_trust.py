@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helpers import ROOT, SAMPLE, apply, runtime
+from helpers import ROOT, SAMPLE, apply, runtime, state_of
 from ipl_graph.context import Context
 from ipl_graph.policies import load_policy
 from ipl_graph.state import State
@@ -148,9 +148,9 @@ def test_a_planted_contact_in_any_field_is_not_published(contact, template, wher
     text, planted = contact
     poison = template.format(c=text)
     ref = {"id": "ref-1", "similarity": 0.95, "title": "Arla Standard Milk", "attributes": {"Brand": "Arla"}}
-    state = State(photos=["x.jpg"], category="Milk", category_confidence=0.95, category_path=["Packages", "Milk"],
-                  attributes={"Brand": "Arla"}, evidence={"Brand": "reference:ref-1"}, trusted=[ref],
-                  title="Arla Standard Milk", description="Selling my milk. Unopened.")
+    state = state_of(photos=["x.jpg"], category="Milk", category_confidence=0.95, category_path=["Packages", "Milk"],
+                     attributes={"Brand": "Arla"}, evidence={"Brand": "reference:ref-1"}, trusted=[ref],
+                     title="Arla Standard Milk", description="Selling my milk. Unopened.")
     if where == "reference":
         state = apply(state, {"trusted": [{**ref, "title": poison}], "title": poison,
                               "description": f"Selling {poison}. Unopened."})
@@ -163,7 +163,7 @@ def test_a_planted_contact_in_any_field_is_not_published(contact, template, wher
                  *final.attributes.values(), *final.evidence.values(),
                  *(json.dumps(r) for r in final.references)]
     assert not any(survives(planted, field) for field in published), (poison, published)
-    assert final.moderation and not final.moderation["passed"]
+    assert final.moderation and not final.moderation.passed
 
 
 @settings(max_examples=200, deadline=None)

@@ -13,14 +13,15 @@ from typing import Any
 
 import numpy as np
 
+from ipl_graph.backends import CategoryRequest
 from ipl_graph.policies import Policy
 from ipl_graph.schemas import Neighbour, Photo
 from ipl_tools import trust
 from ipl_tools.catalog.index import neighbour
 from ipl_tools.categorize import KnnVote
-from ipl_tools.gate import identity, trusted_of
+from ipl_tools.gate import trusted_of
 from ipl_tools.photos import resolve
-from ipl_tools.search import CANDIDATES, ChromaSearcher, aggregate, product_of
+from ipl_tools.search import CANDIDATES, ChromaSearcher, aggregate, identity, product_of
 
 TOP_K = 10
 """Product hits per row, as the graph's Context.top_k."""
@@ -94,7 +95,9 @@ class CatalogView:
         neighbours = [neighbour(m["listing_id"], s, m) for s, m in aggregate(hits, product_of)[:TOP_K]]
         model = self.model
         prior = model.distribution("category", vectors) if model.blends_category else None
-        guess = KnnVote().categorize(neighbours, 0.0, model.category_confidence, prior, model.category_probe_weight)
+        guess = KnnVote().categorize(CategoryRequest(neighbours=neighbours, min_confidence=0.0,
+                                                     calibrate=model.category_confidence, prior=prior,
+                                                     prior_weight=model.category_probe_weight))
         return Look(guess.name or guess.runner_up, guess.confidence, self._references(row, neighbours))
 
     def _references(self, row: dict[str, Any], neighbours: list[Neighbour]) -> list[Neighbour]:

@@ -26,7 +26,7 @@ from typing import Any
 
 from ipl_graph.policies import Policy
 from ipl_graph.prompts import render
-from ipl_graph.schemas import Neighbour
+from ipl_graph.schemas import Neighbour, Template
 from ipl_graph.state import State
 from ipl_tools import trust
 from ipl_tools.generate import LANGUAGES, build_messages
@@ -103,14 +103,14 @@ def graph_state(row: dict[str, Any], kind: str, policy: Policy, references: list
     """The State the graph would hold when it writes this row's listing with instruction `kind`."""
     lang = lang_of(row)
     if kind == "image_only":
-        return State(lang=lang)  # type: ignore[arg-type]
+        return State(lang=lang, mode=kind)  # type: ignore[arg-type]
     names = attribute_names(row, policy)
     return State(
         lang=lang,  # type: ignore[arg-type]
         category=row["category"], category_confidence=1.0, category_path=list(row.get("category_path") or []),
-        template={"category": row["category"], "attributes": names},
-        attributes=attribute_values(row, names, policy),
-        trusted=[n.model_dump() for n in references] if kind == "image_template_refs" else [],
+        template=Template(category=row["category"], attributes=names),
+        attributes=attribute_values(row, names, policy), mode=kind,
+        trusted=list(references) if kind == "image_template_refs" else [],
     )
 
 
