@@ -164,7 +164,7 @@ def test_rows_the_trust_boundary_refuses_are_quarantined(tmp_path, capsys):
     assert f"quarantined {rows[1]['id']}: " in err and "1 quarantined" in err and "added 3 images" in err, err
 
 
-# --- an interrupted fit: readers write from the photos alone, `ipl index` finishes it -------------------------------------
+# --- an interrupted fit: readers write from the photos alone, `ipl index` finishes it ------------------
 
 
 def test_a_killed_fit_is_finished_by_ipl_index_not_by_a_reader(index, tmp_path, capsys, monkeypatch):
