@@ -109,6 +109,8 @@ class CategoryRequest:
     """{category: probability} of the catalog's probe, blended with the vote when given."""
     prior_weight: float = 0.5
     """The prior's weight in the blend (the vote has the rest)."""
+    photos: dict[str, int] | None = None
+    """{category: catalog photos}: the vote is corrected for them (`votes.corrected`) when given."""
 
 
 class Categorizer(Protocol):

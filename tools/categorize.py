@@ -1,9 +1,10 @@
 """categorize: the leaf category by similarity-weighted vote of the catalog's nearest products.
 
-Each product hit votes for its category with weight sim**8; where the index has a category probe
-(`probe.py`, corrected for how many photos each category has), the vote's shares and the probe's
-probabilities are averaged. Two calibrations learned on held-out catalog photos (`learn.py`) judge it:
-whether the guess is worth offering where the catalog has the seller's category (below the policy's
+Each product hit votes for its category with weight sim**8, and the shares are corrected for how
+many catalog photos each category has (`votes.corrected`); where the index has a category probe
+(`probe.py`, corrected alike), the vote's shares and the probe's probabilities are averaged. Two
+calibrations learned on held-out catalog photos (`catalog/fit.py`) judge it: whether the guess is
+worth offering where the catalog has the seller's category (below the policy's
 `category_min_confidence` the graph abstains), and the confidence the listing states, which weighs
 every category alike and expects sellers with categories the catalog lacks (the text names the leaf
 only when it is high).
@@ -23,7 +24,7 @@ from ipl_graph.schemas import CategoryGuess
 from ipl_graph.state import State
 from ipl_tools.catalog.config import LEARN
 from ipl_tools.catalog.probe import blend_category
-from ipl_tools.catalog.votes import shares
+from ipl_tools.catalog.votes import corrected, shares
 from ipl_tools.safety import unsafe
 from ipl_tools.search import searcher_for
 
@@ -40,7 +41,7 @@ class KnnVote:
         """The request's `prior` ({category: probability} of the probe) is blended with the vote when
         given, at its `prior_weight` (the vote has the rest)."""
         neighbours, calibrate, min_confidence = request.neighbours, request.calibrate, request.min_confidence
-        votes = shares([(n.similarity, n.category) for n in neighbours], self.power)
+        votes = corrected(shares([(n.similarity, n.category) for n in neighbours], self.power), request.photos)
         best, share = blend_category(votes, request.prior, request.prior_weight)
         if best is None or not neighbours:
             return CategoryGuess(name=None, confidence=0.0)
@@ -65,6 +66,7 @@ def categorize(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         calibrate=model.category_confidence if model is not None else None,
         prior=searcher.category_prior(state.images),
         prior_weight=model.category_probe_weight if model is not None else 0.5,
+        photos=model.category_photos if model is not None else None,
     ))
     update: dict[str, Any] = {
         "category": guess.name,

@@ -1,7 +1,7 @@
 """gate_matches: the SPU gate. Only a top hit that is probably the identical product is trusted.
 
 The index calibrated, on held-out catalog photos, how likely the top hit is the identical product
-given its score and its lead over the next product (`learn.py`); the policy's `spu_gate` is the
+given its score and its lead over the next product (`catalog/fit.py`); the policy's `spu_gate` is the
 probability a hit needs. Other hits of the same product (`spu`) join it, up to `max_references`.
 A catalog without spu groups cannot say what is identical, so nothing passes there.
 """

@@ -1,6 +1,6 @@
 """search_similar: find the seller's product in the catalog index.
 
-Identical-product search works in the space the index learned from its catalog (`learn.py`), over
+Identical-product search works in the space the index learned from its catalog (`catalog/fit.py`), over
 all photos of the listing (per catalog product, the `spu` group or else the listing: the mean over
 the seller's photos of its best-matching photo), one hit per product, so that the top hits are
 different candidates.

@@ -18,6 +18,7 @@ from ipl_tools.catalog.health import health_lines
 from ipl_tools.catalog.model import IndexModel
 from ipl_tools.catalog.probe import PRIOR_SMOOTHING, fit_probe, fit_probes
 from ipl_tools.catalog.projection import l2
+from ipl_tools.catalog.votes import corrected
 
 
 def catalog(sizes: dict[str, list[int]]) -> tuple[list[dict], list[dict]]:
@@ -130,3 +131,13 @@ def test_stated_confidence_doubts_a_category_the_catalog_lacks():
         again = IndexModel.load(Path(tmp))
     assert again is not None
     assert again.category_confidence("Apple", 0.9, 0.5) == model.category_confidence("Apple", 0.9, 0.5)
+
+
+def test_the_vote_corrects_for_how_many_photos_a_category_has():
+    votes = {"Apple": 0.8, "Lemon": 0.2}  # nine apple products near a lemon's photo, one lemon
+    fixed = corrected(votes, {"Apple": 283, "Lemon": 1})
+    assert fixed["Lemon"] == pytest.approx(0.2 * 6 / (0.2 * 6 + 0.8 * 288 / 283))  # (1 + 5) / 1 against (283 + 5) / 283
+    assert sum(fixed.values()) == pytest.approx(1.0)
+    many = corrected(votes, {"Apple": 283, "Lemon": 250})  # categories with many photos: barely moved
+    assert many["Lemon"] == pytest.approx(0.2, abs=0.002)
+    assert corrected(votes, None) == votes and corrected({}, {"Apple": 1}) == {}

@@ -31,7 +31,7 @@ from ipl_tools.catalog.model import IndexModel
 from ipl_tools.catalog.probe import Probe, blend_category, category_probe_weight, fit_probes
 from ipl_tools.catalog.projection import fit_lda, project
 from ipl_tools.catalog.text import attributes_of, idf, same
-from ipl_tools.catalog.votes import HIDDEN, best_per_group, near_duplicates, shares, top, vote
+from ipl_tools.catalog.votes import HIDDEN, best_per_group, corrected, near_duplicates, shares, top, vote
 
 
 @dataclass
@@ -136,6 +136,7 @@ def _cross_fit(records: Records, kind: str, rng: np.random.Generator) -> dict[st
     if kind == "none" or n < 2 * LEARN.folds:
         return out
     labels, groups, categories = records.group(kind), records.group("spu"), records.group("category")
+    photos = dict(Counter(str(c) for c in categories if c))  # the vote's prior correction
     attrs = [attributes_of(m) for m in records.metas]
     folds = rng.permutation(n) % LEARN.folds
     per_fold = max(1, LEARN.max_calibration // LEARN.folds)
@@ -167,7 +168,8 @@ def _cross_fit(records: Records, kind: str, rng: np.random.Generator) -> dict[st
                     out["top_ok"].append(g1 == groups[i])
                 hits = ranked[: LEARN.vote_k]
                 if categories[i] and (f == 0 or "category" not in probes):
-                    _score_category(out, kind, row, i, s1, hits, said.get("category"), categories, groups, train)
+                    _score_category(out, kind, row, i, s1, hits, said.get("category"), categories, groups, train,
+                                    photos)
                 for name, truth in attrs[i].items():
                     if truth and name in said:
                         value, p = max(said[name].items(), key=lambda kv: kv[1])
@@ -181,10 +183,11 @@ def _cross_fit(records: Records, kind: str, rng: np.random.Generator) -> dict[st
 
 def _score_category(out: dict[str, Any], kind: str, row: np.ndarray, i: int, s1: float,
                     hits: list[tuple[float, str, int]], probe: dict[str, float] | None,
-                    categories: np.ndarray, groups: np.ndarray, train: np.ndarray) -> None:
+                    categories: np.ndarray, groups: np.ndarray, train: np.ndarray, photos: dict[str, int]) -> None:
     """One held-out photo's category cases: voted among its `hits` (blended with the category probe's
-    `probe` where there is one), and again with its whole category hidden (an open-set case)."""
-    knn = shares([(s, categories[j]) for s, _, j in hits])
+    `probe` where there is one; the vote corrected for the categories' catalog `photos`), and again
+    with its whole category hidden (an open-set case)."""
+    knn = corrected(shares([(s, categories[j]) for s, _, j in hits]), photos)
     winner, share = blend_category(knn, probe, category_probe_weight(kind))
     out["cat"].append([share, s1])
     out["cat_ok"].append(winner == categories[i])
@@ -195,7 +198,8 @@ def _score_category(out: dict[str, Any], kind: str, row: np.ndarray, i: int, s1:
     if other:
         rest = {c: p for c, p in (probe or {}).items() if c != categories[i]}
         total = sum(rest.values())
-        other_winner, share = blend_category(shares(other), {c: p / total for c, p in rest.items()} if total else None,
+        rest = {c: p / total for c, p in rest.items()} if total else {}
+        other_winner, share = blend_category(corrected(shares(other), photos), rest or None,
                                              category_probe_weight(kind))
         out["cat_open"].append([share, other[0][0]])
         out["cat_open_class"].append(categories[i])

@@ -126,6 +126,11 @@ class IndexModel:
         return category_probe_weight(self.label_kind)
 
     @property
+    def category_photos(self) -> dict[str, int]:
+        """{category: catalog photos}: the category vote is corrected for them (`votes.corrected`)."""
+        return dict(self.report.get("photos_per", {}).get("category") or {})
+
+    @property
     def blends_category(self) -> bool:
         """Whether the category calibration was fitted on the blend of the kNN vote and the probe."""
         return self.report.get("category_vote") == "knn+probe" and "category" in self.probes

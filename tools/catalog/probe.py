@@ -18,21 +18,16 @@ from typing import Any
 
 import numpy as np
 
+from ipl_tools.catalog.config import LEARN
+
 SCALE = 10.0
 """Input scale: unit vectors times this, so that the ridge below is a mild one."""
 RIDGE = 1e-4
 ITERATIONS = 100
 MIN_EXAMPLES = 2
 """Photos a value needs in the catalog to be a class."""
-PRIOR_SMOOTHING = 5.0
-"""The category probe's prior correction (logit adjustment, as the long-tail literature does it, but
-smoothed): a category with n catalog photos has its logits raised by log((n + 5) / n), so the share
-of the catalog it holds counts as if it had 5 photos more. A category of 1 photo gains x6 in odds,
-one of 100 photos x1.05: on a catalog where every category has many photos (whose sellers list in
-about the same proportions) nothing moves; on a long-tailed one, a category with few photos is no
-longer voted down by numbers alone. Chosen on the shared data: on the long-tail protocol (seed 0)
-fashion category_acc 0.813 -> 0.818, grocery 0.639 -> 0.639; full grocery 0.919 -> 0.912 (plain
-logit adjustment, 5 -> 0 here, gave 0.845 / 0.700 but 0.885 on the full catalog)."""
+PRIOR_SMOOTHING = LEARN.prior_smoothing
+"""The category probe's prior correction (`LearnConfig.prior_smoothing`)."""
 MAX_CLASSES = 400
 MAX_PHOTOS = 20000
 """Photos a probe is fitted on, at most (a random sample beyond that): the fit stays ~linear in labels."""

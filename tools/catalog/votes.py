@@ -28,6 +28,18 @@ def shares(hits: list[tuple[float, str | None]], power: float = LEARN.vote_power
     return {v: w / total for v, w in votes.items()} if total > 0 else {}
 
 
+def corrected(shares: dict[str, float], photos: dict[str, int] | None,
+              smoothing: float = LEARN.prior_smoothing) -> dict[str, float]:
+    """Vote shares corrected for how many catalog photos each category has (`photos`): times
+    (n + smoothing) / n, renormalised. A category with many photos fills the nearest hits by its
+    numbers alone; this gives one with few photos its due without moving the many-photo ones."""
+    if not shares or not photos:
+        return shares
+    scaled = {c: v * (photos.get(c, 1) + smoothing) / max(photos.get(c, 1), 1) for c, v in shares.items()}
+    total = sum(scaled.values())
+    return {c: v / total for c, v in scaled.items()} if total > 0 else shares
+
+
 def _votes(hits: list[tuple[float, str | None]], power: float) -> tuple[dict[str, float], float]:
     votes: dict[str, float] = defaultdict(float)
     total = 0.0

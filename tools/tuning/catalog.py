@@ -97,7 +97,8 @@ class CatalogView:
         prior = model.distribution("category", vectors) if model.blends_category else None
         guess = KnnVote().categorize(CategoryRequest(neighbours=neighbours, min_confidence=0.0,
                                                      calibrate=model.category_confidence, prior=prior,
-                                                     prior_weight=model.category_probe_weight))
+                                                     prior_weight=model.category_probe_weight,
+                                                     photos=model.category_photos))
         return Look(guess.name or guess.runner_up, guess.confidence, self._references(row, neighbours))
 
     def _references(self, row: dict[str, Any], neighbours: list[Neighbour]) -> list[Neighbour]:
