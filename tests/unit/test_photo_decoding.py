@@ -150,6 +150,9 @@ def test_ipl_list_of_a_tiny_photo_is_one_line_and_exit_2(tmp_path, capsys):
 
     path = tmp_path / "tiny.png"
     original().resize((1, 1)).save(path)
-    assert main(["list", str(path), "--index", str(tmp_path / "index")]) == 2
+    index = tmp_path / "index"  # there, so the CLI lets the run start: the photo is what fails it
+    index.mkdir()
+    (index / "chroma.sqlite3").touch()
+    assert main(["list", str(path), "--index", str(index)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("ipl: error: ") and "1x1 pixels is too small" in err and "\n" not in err
