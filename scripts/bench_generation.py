@@ -52,9 +52,9 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     args = parser.parse_args()
 
-    from ipl_graph import offline
+    from ipl_graph import taming
 
-    offline.apply()
+    taming.apply()
     from ipl_graph.policies import load_policy
     from ipl_graph.schemas import Photo, Template
     from ipl_graph.state import State

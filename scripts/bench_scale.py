@@ -213,9 +213,9 @@ def main() -> None:
     p.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     p.add_argument("--ray-one", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
-    from ipl_graph import offline
+    from ipl_graph import taming
 
-    offline.apply()
+    taming.apply()
     if args.one:  # a child process: one measurement, one JSON line
         print(json.dumps(bench(int(args.one[0]), args.one[1], args.queries)))
         return

@@ -80,9 +80,9 @@ def cold(photos: list[str], index: str, runs: int) -> None:
 
 
 def warm(photos: list[str], index: str) -> None:
-    from ipl_graph import offline
+    from ipl_graph import taming
 
-    offline.apply()
+    taming.apply()
     from ipl_graph.context import Context
     from ipl_graph.graph import graph
     from ipl_graph.state import InputState

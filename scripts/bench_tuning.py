@@ -64,9 +64,9 @@ def bench_tune(data: str, base: str, out: str, steps: int, batch: int, lora: boo
 
 
 def main() -> int:
-    from ipl_graph import offline
+    from ipl_graph import taming
 
-    offline.apply()
+    taming.apply()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--listings", nargs="+", default=DEFAULT)
     p.add_argument("--index", help="catalog index for the photo-text rule and references")

@@ -139,9 +139,9 @@ def main() -> None:
                    help="a folder with listings.jsonl and its photos (default: the sample catalog)")
     p.add_argument("--one", help=argparse.SUPPRESS)
     args = p.parse_args()
-    from ipl_graph import offline
+    from ipl_graph import taming
 
-    offline.apply()
+    taming.apply()
     if args.one:  # a child process: one measurement, one JSON line
         what = args.one
         result = bench_indexing(args.images) if what == "index" else (

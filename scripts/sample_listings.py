@@ -44,9 +44,9 @@ def title_figures(pairs: list[tuple[str, str]]) -> dict[str, float]:
 
 
 def main() -> None:
-    from ipl_graph import offline
+    from ipl_graph import taming
 
-    offline.apply()
+    taming.apply()
     from ipl_graph.context import Context
     from ipl_graph.graph import graph
 

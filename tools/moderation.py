@@ -10,9 +10,7 @@ nothing is safe, a draft from the facts alone) and flags the listing with the re
 
 from __future__ import annotations
 
-import os
 import re
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -20,7 +18,7 @@ from typing import Any
 
 from langgraph.runtime import Runtime
 
-from ipl_graph import lean
+from ipl_graph import taming
 from ipl_graph.context import Context
 from ipl_graph.policies import Policy, load_policy
 from ipl_graph.schemas import Moderation
@@ -126,24 +124,11 @@ def prewarm() -> None:
 
 
 def _build_guard() -> Any:
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # else litellm fetches a price list
-    os.environ.setdefault("GUARDRAILS_RUN_SYNC", "true")
-    # guardrails imports nltk (and asks it to download punkt) and jsonschema's IRI grammar at import,
-    # for features IPL does not use: seconds on every process (ipl_graph.lean). An nltk imported
-    # before is kept, and not let download.
-    nltk: Any = sys.modules.get("nltk")
-    download = getattr(nltk, "download", None)
-    if nltk is not None:
-        nltk.download = lambda *a, **k: False
-    try:
-        with lean.without(*lean.GUARDRAILS_EXTRAS):
-            from guardrails import Guard
-            from guardrails.settings import settings
-            from guardrails.utils.hub_telemetry_utils import HubTelemetry
-            from guardrails.validator_base import ErrorSpan, FailResult, PassResult, Validator, register_validator
-    finally:
-        if nltk is not None:
-            nltk.download = download
+    with taming.guardrails_imports():  # offline, without seconds of unused extras (ipl_graph.taming)
+        from guardrails import Guard
+        from guardrails.settings import settings
+        from guardrails.utils.hub_telemetry_utils import HubTelemetry
+        from guardrails.validator_base import ErrorSpan, FailResult, PassResult, Validator, register_validator
 
     def validator(name: str, rule: Rule) -> type:
         def _validate(self: Any, value: Any, metadata: dict[str, Any]) -> Any:

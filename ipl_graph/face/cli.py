@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ipl_graph import offline
+from ipl_graph import taming
 from ipl_graph.errors import UserError
 
 
@@ -116,19 +116,17 @@ def _parser() -> argparse.ArgumentParser:
 def cmd_index(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from ipl_graph import plugins
     from ipl_graph.policies import load_policy
-    from ipl_tools.catalog.index import FIT_SAMPLE, Catalog, read_listings
+    from ipl_tools.catalog.index import FIT_SAMPLE, build_catalog, read_listings
     from ipl_tools.catalog.ray_index import RayConfig
 
     policy = load_policy(args.policy)
     unread: list[str] = []
     rows = [r for r in read_listings(args.listings, unread) if r.get("role", "catalog") == "catalog"]
-    catalog = Catalog(args.index, args.embedder, create=True, fit_sample=args.fit_sample or FIT_SAMPLE)
     ray = RayConfig(args.ray or None, args.workers) if args.ray is not None else None
-    embed = None if ray else plugins.get("embedder", args.embedder).embed  # with --ray, each worker loads its own
     with tqdm(total=len(rows), unit="listing", desc="indexing", file=sys.stderr) as bar:
-        report = catalog.add_listings(rows, embed, policy, progress=bar.update, ray=ray)
+        catalog, report = build_catalog(args.index, rows, embedder=args.embedder, policy=policy, progress=bar.update,
+                                        ray=ray, fit_sample=args.fit_sample or FIT_SAMPLE)
     for problem in unread + report.bad:
         print(f"skipped {problem}", file=sys.stderr)
     for row_id, reason in report.quarantined:
@@ -290,7 +288,7 @@ COMMANDS = {
 def main(argv: list[str] | None = None, worker: bool | None = None) -> int:
     """Run one command. The `ipl` command (no argv given) sends `ipl list` with the template writer
     to the warm worker (`ipl_graph.face.worker`); `main(argv)` from Python runs everything here."""
-    offline.apply()
+    taming.apply()
     args = _parser().parse_args(argv)
     if worker is None:
         worker = argv is None

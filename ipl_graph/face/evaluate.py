@@ -393,14 +393,10 @@ def longtail(catalog_rows: list[dict[str, Any]], queries: list[dict[str, Any]], 
 def build_index(rows: list[dict[str, Any]], index_dir: str) -> None:
     from tqdm import tqdm
 
-    from ipl_graph import plugins
-    from ipl_graph.policies import load_policy
-    from ipl_tools.catalog.index import Catalog
+    from ipl_tools.catalog.index import build_catalog
 
-    catalog = Catalog(index_dir, create=True)
-    embedder = plugins.get("embedder", "efficientnet-lite0")
     with tqdm(total=len(rows), unit="listing", desc="indexing", file=sys.stderr) as bar:
-        catalog.add_listings(rows, embedder.embed, load_policy(), progress=bar.update)
+        catalog, _ = build_catalog(index_dir, rows, progress=bar.update)
     catalog.model()  # fitted now, not inside the first timed query
 
 

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from ipl_graph import offline
+from ipl_graph import taming
 from ipl_graph.errors import UserError
 
 HOST = "127.0.0.1"
@@ -103,7 +103,7 @@ def command(config: Path, port: int, host: str = HOST) -> list[str]:
 def environment(settings: Settings, workdir: str) -> dict[str, str]:
     """The server process's environment: offline defaults the user may override, then the settings,
     which nothing inherited overrides (a stray IPL_BASE_URL must not redirect the server)."""
-    env = {**offline.DEFAULTS, **os.environ}
+    env = {**taming.DEFAULTS, **os.environ}
     env.update({
         INDEX_ENV: settings.index if is_url(settings.index) else str(Path(settings.index).expanduser().resolve()),
         CONTEXT_ENV["policy"]: settings.policy,

@@ -65,7 +65,7 @@ def folder() -> Path:
 
 def socket_path() -> Path:
     """This interpreter's, this code's and this environment's worker socket."""
-    from ipl_graph.offline import DEFAULTS  # the CLI sets these: the same worker with or without them
+    from ipl_graph.taming import DEFAULTS  # the CLI sets these: the same worker with or without them
 
     env = {k: os.environ.get(k, DEFAULTS.get(k, "")) for k in ENV_KEYS}
     key = json.dumps([sys.prefix, os.path.realpath(sys.executable), _source_stamp(), env, os.getuid()])
@@ -293,9 +293,9 @@ def index_stamp(index: str) -> tuple:
 
 def warm() -> None:
     """Import and load what a default listing uses, so the first request is as fast as the rest."""
-    from ipl_graph import lean, offline, plugins
+    from ipl_graph import plugins, taming
 
-    offline.apply()
+    taming.apply()
     import ipl_graph.graph  # noqa: F401
     from ipl_tools import moderation
     from ipl_tools.catalog.index import Catalog  # noqa: F401
@@ -304,7 +304,7 @@ def warm() -> None:
         for kind, name in [("ocr", "rapidocr"), ("nudity", "auto"), ("embedder", "efficientnet-lite0")]:
             plugins.get(kind, name)
         moderation.guard()
-        with lean.without(*lean.JSONSCHEMA_EXTRAS):
+        with taming.without(*taming.JSONSCHEMA_EXTRAS):
             import chromadb  # noqa: F401
 
 

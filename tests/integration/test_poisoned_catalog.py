@@ -12,13 +12,12 @@ from pathlib import Path
 import pytest
 
 from helpers import QUERIES, SAMPLE, write_policy
-from ipl_graph import plugins
 from ipl_graph.context import Context
 from ipl_graph.face.cli import main
 from ipl_graph.graph import graph
 from ipl_graph.policies import load_policy
 from ipl_graph.state import InputState
-from ipl_tools.catalog.index import Catalog, read_listings
+from ipl_tools.catalog.index import build_catalog, read_listings
 
 MILK = QUERIES / "Arla-Standard-Milk_001.jpg"
 POISON = {
@@ -65,9 +64,7 @@ def unscreened_index(tmp_path_factory, lax_policy) -> str:
     trust boundary would be."""
     tmp = tmp_path_factory.mktemp("poisoned")
     directory = tmp / "index"
-    catalog = Catalog(directory, create=True)
-    embed = plugins.get("embedder", "efficientnet-lite0").embed
-    report = catalog.add_listings(read_listings(poisoned_rows(tmp)), embed, load_policy(lax_policy))
+    _, report = build_catalog(directory, read_listings(poisoned_rows(tmp)), policy=load_policy(lax_policy))
     assert not report.quarantined  # the lax policy let them in
     return str(directory)
 

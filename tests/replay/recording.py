@@ -90,20 +90,16 @@ def load(path: Path) -> tuple[dict[str, Any], list[Step]]:
 
 
 def build_sample_index(directory: str) -> str:
-    from ipl_graph import plugins
-    from ipl_graph.policies import load_policy
-    from ipl_tools.catalog.index import Catalog, read_listings
+    from ipl_tools.catalog.index import build_catalog, read_listings
 
-    catalog = Catalog(directory, create=True)
-    catalog.add_listings(read_listings(ROOT / "samples" / "grocery" / "listings.jsonl"),
-                         plugins.get("embedder", "efficientnet-lite0").embed, load_policy())
+    build_catalog(directory, read_listings(ROOT / "samples" / "grocery" / "listings.jsonl"))
     return directory
 
 
 if __name__ == "__main__":
-    from ipl_graph import offline
+    from ipl_graph import taming
 
-    offline.apply()
+    taming.apply()
     with tempfile.TemporaryDirectory() as tmp:
         index = build_sample_index(tmp)
         for case in sys.argv[1:] or CASES:

@@ -79,9 +79,9 @@ class ServerIndex:
 
 def connect(where: ServerIndex, create: bool) -> Any:
     """An HttpClient of the index's tenant and database (created first when `create`)."""
-    from ipl_graph.lean import JSONSCHEMA_EXTRAS, without
+    from ipl_graph.taming import chromadb_imports
 
-    with without(*JSONSCHEMA_EXTRAS):  # seconds of an unused grammar (ipl_graph.lean)
+    with chromadb_imports():  # offline, without seconds of an unused grammar (ipl_graph.taming)
         import chromadb
     from chromadb.config import Settings
     from chromadb.errors import NotFoundError

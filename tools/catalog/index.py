@@ -39,8 +39,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ipl_graph.errors import IndexDamagedError, IndexMissingError, PhotoError, UserError
-from ipl_graph.lean import JSONSCHEMA_EXTRAS, without
 from ipl_graph.schemas import Neighbour, Photo
+from ipl_graph.taming import chromadb_imports
 from ipl_tools.catalog.chroma_server import ServerIndex, ServerModelStore, connect, is_url
 from ipl_tools.catalog.fit import Records, as_records
 from ipl_tools.catalog.fit import fit as learn_fit
@@ -52,7 +52,6 @@ if TYPE_CHECKING:
     from ipl_graph.policies import Policy
     from ipl_tools.catalog.ray_index import RayConfig
 
-os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 log = logging.getLogger(__name__)
 
 COLLECTION = "listings"
@@ -68,6 +67,21 @@ FIT_SAMPLE = 100_000
 calibrations, so past this the probes, colour table and IDF see a sample, not the catalog)."""
 SEGMENT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 """Name of a folder where Chroma keeps a segment (its id)."""
+
+
+def build_catalog(
+    location: str | Path, rows: Iterable[dict[str, Any]], *, embedder: str = "efficientnet-lite0",
+    policy: Policy | None = None, progress: Callable[[int], None] = lambda n: None, ray: RayConfig | None = None,
+    fit_sample: int = FIT_SAMPLE,
+) -> tuple[Catalog, IndexReport]:
+    """The one way to build (or add to) a catalog index: rows embedded by `embedder` (on a Ray
+    cluster with `ray`) and checked against `policy` (default: the default policy), then the
+    learned model refitted (`Catalog.add_listings`)."""
+    from ipl_graph import plugins
+
+    catalog = Catalog(location, embedder, create=True, fit_sample=fit_sample)
+    embed = None if ray else plugins.get("embedder", embedder).embed  # with ray, each worker loads its own
+    return catalog, catalog.add_listings(rows, embed, policy, progress=progress, ray=ray)
 
 
 def read_listings(path: str | Path, problems: list[str] | None = None) -> Iterator[dict[str, Any]]:
@@ -221,7 +235,7 @@ class Catalog:
         self.server = ServerModelStore(where, models)
 
     def _open_folder(self, directory: Path, create: bool) -> None:
-        with without(*JSONSCHEMA_EXTRAS):  # seconds of an unused grammar (ipl_graph.lean)
+        with chromadb_imports():  # offline, without seconds of an unused grammar (ipl_graph.taming)
             import chromadb
         from chromadb.api.shared_system_client import SharedSystemClient
         from chromadb.config import Settings

@@ -1,11 +1,11 @@
-"""ipl_graph.lean: optional imports blocked for one import, and the Guard and Chroma built without them."""
+"""ipl_graph.taming: optional imports blocked for one import, and the Guard and Chroma built without them."""
 
 import subprocess
 import sys
 
 import pytest
 
-from ipl_graph.lean import without
+from ipl_graph.taming import without
 
 
 def test_without_blocks_a_module_for_the_block_only():
