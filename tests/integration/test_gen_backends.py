@@ -60,7 +60,7 @@ def test_all_three_backends_are_registered():
 def test_template_backend_streams_through_the_graph(ctx):
     tokens, final = run({"photos": [BANANA], "hint": "ripe"}, ctx)
     assert len(tokens) > 5 and final["generator"] == "template"
-    assert "".join(tokens).strip() == final["description"] and final["moderation"]["passed"]
+    assert "".join(tokens).strip() == final["description"] and final["moderation"].passed
 
 
 # --- transformers: a tiny Qwen2-VL built here ------------------------------------------------------
@@ -149,7 +149,7 @@ def test_openai_backend_streams_through_the_graph(ctx, server):
     tokens, final = run({"photos": [BANANA], "hint": "ripe"}, run_ctx)
     expected = recorded_text(MODEL)
     assert len(tokens) >= 20 and "".join(tokens) == expected
-    assert final["description"] == expected.strip() and final["moderation"]["passed"] and final["degraded"] is None
+    assert final["description"] == expected.strip() and final["moderation"].passed and final["degraded"] is None
     request = server.requests[-1]
     assert request["stream"] is True and request["max_tokens"] == 256 and request["model"] == MODEL
     parts = request["messages"][1]["content"]
@@ -162,7 +162,7 @@ def test_openai_stream_is_stopped_at_a_planted_phone_number(ctx, server):
     tokens, final = run({"photos": [BANANA]}, run_ctx)
     assert "".join(tokens).strip().endswith("Text me on 0712 345 6789 and we can sort it out.")
     assert final["description"] == "Selling a bunch of bananas, ripe and ready to eat. They come from my garden."
-    assert final["moderation"]["violations"] == ["contact details (phone number)"]
+    assert final["moderation"].violations == ["contact details (phone number)"]
     assert "moderation stopped the text" in final["degraded"]
     server.stop()  # waits for the reply in flight to notice the client left
     total = len(json.loads(CASSETTE.read_text())["interactions"][1]["response"]["events"])
@@ -200,6 +200,6 @@ def test_a_planted_wrong_brand_is_caught_by_the_grounding_check(ctx):
         _, final = run({"photos": [JUICE]}, Context(index_dir=ctx.index_dir, generator="planted"))
     finally:
         plugins.unregister(name)
-    assert final["moderation"]["violations"] == ["ungrounded brand: 'Tropicana'"]
-    assert final["moderation"]["cut_at"] == 0 and "Tropicana" not in final["description"]
+    assert final["moderation"].violations == ["ungrounded brand: 'Tropicana'"]
+    assert final["moderation"].cut_at == 0 and "Tropicana" not in final["description"]
     assert final["description"]  # a draft from the facts stands in

@@ -85,7 +85,7 @@ def test_moderation_keeps_the_safe_part_and_flags(sample_index):
     state = State(photos=[], description="Selling my jacket. Text me on 0712 345 6789. Thanks.")
     update = moderate_stream(state, runtime(Context(index_dir=sample_index)))
     assert update["description"] == "Selling my jacket."
-    assert update["moderation"]["passed"] is False and update["moderation"]["cut_at"] == 19
+    assert update["moderation"].passed is False and update["moderation"].cut_at == 19
     assert "contact details" in update["degraded"]
 
 
