@@ -42,11 +42,11 @@ def register_ocr_engines(register: Register) -> None:
 
 @hookimpl
 def register_nudity_detectors(register: Register) -> None:
-    from ipl_tools import safety
+    from ipl_tools import check_safety
 
-    register("nudenet", safety.NudeNetDetector)
-    register("none", safety.NoNudityCheck)
-    register("auto", safety.auto_detector)
+    register("nudenet", check_safety.NudeNetDetector)
+    register("none", check_safety.NoNudityCheck)
+    register("auto", check_safety.auto_detector)
 
 
 @hookimpl
@@ -59,7 +59,7 @@ def register_categorizers(register: Register) -> None:
 @hookimpl
 def register_searchers(register: Register) -> None:
     def chroma(index_dir: str, embedder: str) -> Any:
-        from ipl_tools.search import ChromaSearcher
+        from ipl_tools.catalog.searcher import ChromaSearcher
 
         return ChromaSearcher(index_dir, embedder)
 
@@ -68,7 +68,7 @@ def register_searchers(register: Register) -> None:
 
 @hookimpl
 def register_extractors(register: Register) -> None:
-    from ipl_tools.attributes import EvidenceExtractor
+    from ipl_tools.extract_attributes import EvidenceExtractor
 
     register("evidence", EvidenceExtractor)
 

@@ -21,16 +21,16 @@ from langgraph.runtime import Runtime
 
 from ipl_graph.context import Context
 from ipl_graph.state import InputState, OutputState, State
-from ipl_tools.attributes import extract_attributes
 from ipl_tools.categorize import categorize
-from ipl_tools.confirm import confirm_attributes
-from ipl_tools.gate import gate_matches
+from ipl_tools.check_safety import check_safety
+from ipl_tools.confirm_attributes import confirm_attributes
+from ipl_tools.extract_attributes import extract_attributes
+from ipl_tools.fetch_template import fetch_template
+from ipl_tools.gate_matches import gate_matches
 from ipl_tools.generate import generate, write_from_photos, write_from_template, write_with_references
-from ipl_tools.moderation import moderate_stream
-from ipl_tools.quality import score_quality
-from ipl_tools.safety import check_safety
-from ipl_tools.search import search_similar
-from ipl_tools.template import fetch_template
+from ipl_tools.moderate_stream import moderate_stream
+from ipl_tools.score_quality import score_quality
+from ipl_tools.search_similar import search_similar
 from ipl_tools.truncate import truncate
 
 Writer = Literal["write_from_photos", "write_from_template", "write_with_references"]

@@ -102,7 +102,7 @@ def main() -> None:
 
 
 def moderation(policy, state, runs: int) -> None:
-    from ipl_tools.moderation import Grounding, StreamModerator, first_violation, guard
+    from ipl_tools.moderate_stream import Grounding, StreamModerator, first_violation, guard
     from ipl_tools.template_writer import _tokens
 
     started = time.perf_counter()
@@ -138,7 +138,7 @@ def hints(policy, state, runs: int) -> None:
     (Guard + grounding, whose quantity lookup was quadratic). Every check is linear in the text."""
     from dataclasses import replace
 
-    from ipl_tools.moderation import Grounding, first_violation
+    from ipl_tools.moderate_stream import Grounding, first_violation
     from ipl_tools.trust import screen
 
     unit = "Barely used, 2 x 500 ml bottles, size M, w e c h a t: abc123 no, pick up only. 九成新，自提。 "

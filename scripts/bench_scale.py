@@ -98,7 +98,7 @@ def bench(n: int, where: str, queries: int) -> dict:
     from ipl_graph.face.serve import free_port, stop
     from ipl_graph.policies import load_policy
     from ipl_tools.catalog.index import Catalog, read_listings
-    from ipl_tools.search import aggregate, product_of
+    from ipl_tools.catalog.searcher import aggregate, product_of
 
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:

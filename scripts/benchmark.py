@@ -79,7 +79,7 @@ def bench_size(n: int, images: Path, queries: int = 60) -> dict:
     from ipl_graph import plugins
     from ipl_graph.policies import load_policy
     from ipl_tools.catalog.index import Catalog, read_listings
-    from ipl_tools.search import aggregate, product_of
+    from ipl_tools.catalog.searcher import aggregate, product_of
 
     rng = np.random.default_rng(0)
     listings = images / "listings.jsonl"

@@ -25,8 +25,8 @@ from ipl_graph.state import State
 from ipl_tools.catalog.config import LEARN
 from ipl_tools.catalog.probe import blend_category
 from ipl_tools.catalog.votes import corrected, shares
-from ipl_tools.safety import unsafe
-from ipl_tools.search import searcher_for
+from ipl_tools.check_safety import unsafe
+from ipl_tools.search_similar import searcher_for
 
 
 class KnnVote:

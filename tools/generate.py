@@ -30,7 +30,7 @@ from ipl_graph.prompts import render
 from ipl_graph.state import State
 from ipl_tools.grounding import Grounding
 from ipl_tools.hint import kind_of, read_hint, shared_word
-from ipl_tools.moderation import StreamModerator, prewarm
+from ipl_tools.moderate_stream import StreamModerator, prewarm
 from ipl_tools.template_writer import compose_title, write
 
 LANGUAGES = {"en": "English", "zh": "Simplified Chinese"}

@@ -82,7 +82,7 @@ class RunInput(BaseModel):
 
 
 class Edits(BaseModel):
-    """A seller's answer to the confirmation step (tools/confirm.py reads its meaning)."""
+    """A seller's answer to the confirmation step (tools/confirm_attributes.py reads its meaning)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
     category: Text | None = None

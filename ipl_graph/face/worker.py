@@ -297,13 +297,13 @@ def warm() -> None:
 
     taming.apply()
     import ipl_graph.graph  # noqa: F401
-    from ipl_tools import moderation
+    from ipl_tools import moderate_stream
     from ipl_tools.catalog.index import Catalog  # noqa: F401
 
     with contextlib.suppress(Exception):  # a backend that cannot load fails the request, as in-process
         for kind, name in [("ocr", "rapidocr"), ("nudity", "auto"), ("embedder", "efficientnet-lite0")]:
             plugins.get(kind, name)
-        moderation.guard()
+        moderate_stream.guard()
         with taming.without(*taming.JSONSCHEMA_EXTRAS):
             import chromadb  # noqa: F401
 

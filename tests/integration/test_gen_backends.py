@@ -23,7 +23,7 @@ from ipl_graph.state import State
 from ipl_tools.generate import build_messages
 from ipl_tools.generators.openai_compat import OpenAICompatibleChat
 from ipl_tools.generators.replay_server import ReplayServer
-from ipl_tools.moderation import guard
+from ipl_tools.moderate_stream import guard
 
 BANANA = str(QUERIES / "Banana_001.jpg")
 JUICE = str(QUERIES / "Bravo-Apple-Juice_001.jpg")

@@ -11,7 +11,7 @@ from helpers import state_of
 from ipl_graph.policies import load_policy
 from ipl_tools.generate import stream_text
 from ipl_tools.grounding import Grounding
-from ipl_tools.moderation import (
+from ipl_tools.moderate_stream import (
     RULES,
     StreamModerator,
     check_sentence,

@@ -6,12 +6,12 @@ from helpers import QUERIES, apply, runtime, write_policy
 from ipl_graph.context import Context
 from ipl_graph.schemas import Template
 from ipl_graph.state import State
-from ipl_tools.attributes import EvidenceExtractor, extract_attributes
 from ipl_tools.categorize import categorize
-from ipl_tools.gate import gate_matches
-from ipl_tools.safety import check_safety
-from ipl_tools.search import search_similar
-from ipl_tools.template import fetch_template
+from ipl_tools.check_safety import check_safety
+from ipl_tools.extract_attributes import EvidenceExtractor, extract_attributes
+from ipl_tools.fetch_template import fetch_template
+from ipl_tools.gate_matches import gate_matches
+from ipl_tools.search_similar import search_similar
 
 BANANA = str(QUERIES / "Banana_001.jpg")
 JUICE = str(QUERIES / "Bravo-Apple-Juice_001.jpg")
@@ -55,7 +55,7 @@ def test_search_finds_the_identical_product_first(ctx):
 
 
 def test_gate_trusts_the_top_hit_only_when_probably_identical(ctx, tmp_path):
-    from ipl_tools.search import searcher_for
+    from ipl_tools.search_similar import searcher_for
 
     state = run_until(search_similar, BANANA, ctx)
     p = searcher_for(runtime(ctx)).identity(state.neighbours)

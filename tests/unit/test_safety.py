@@ -10,14 +10,14 @@ from ipl_graph.context import Context
 from ipl_graph.hookspecs import hookimpl
 from ipl_graph.policies import load_policy
 from ipl_graph.state import State
+from ipl_tools.check_safety import check_safety, find_prohibited
 from ipl_tools.photos import resolve
-from ipl_tools.safety import check_safety, find_prohibited
 
 BANANA = str(QUERIES / "Banana_001.jpg")
 
 
 def test_an_exposed_part_needs_a_second_body_part():
-    from ipl_tools.safety import exposed_parts
+    from ipl_tools.check_safety import exposed_parts
 
     melon = [{"class": "FEMALE_BREAST_EXPOSED", "score": 0.84}, {"class": "FEMALE_BREAST_COVERED", "score": 0.56},
              {"class": "MALE_GENITALIA_EXPOSED", "score": 0.35}]  # NudeNet on a cantaloupe in a shop
@@ -28,7 +28,7 @@ def test_an_exposed_part_needs_a_second_body_part():
 
 
 def test_a_chest_read_as_both_male_and_female_is_a_mans():
-    from ipl_tools.safety import exposed_parts
+    from ipl_tools.check_safety import exposed_parts
 
     # NudeNet on myntra-15784, a man in briefs cropped at the neck (boxes are x, y, w, h).
     briefs = [{"class": "BELLY_EXPOSED", "score": 0.82, "box": [65, 41, 92, 66]},

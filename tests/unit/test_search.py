@@ -14,11 +14,11 @@ from ipl_tools.catalog.fit import Records, fit, label_kind
 from ipl_tools.catalog.model import IndexModel
 from ipl_tools.catalog.probe import blend, blend_category, fit_probe
 from ipl_tools.catalog.projection import fit_lda, project
+from ipl_tools.catalog.searcher import aggregate, product_of
 from ipl_tools.catalog.text import text_match, trigrams
 from ipl_tools.catalog.votes import vote
 from ipl_tools.categorize import KnnVote
-from ipl_tools.gate import trusted_of
-from ipl_tools.search import aggregate, product_of
+from ipl_tools.gate_matches import trusted_of
 
 
 def blobs(n_classes=6, per_class=20, dim=64, spread=0.6, seed=0):

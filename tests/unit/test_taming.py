@@ -29,10 +29,10 @@ def test_without_leaves_an_imported_module_alone():
 def test_guard_and_catalog_import_without_the_extras(tmp_path):
     code = (
         "import sys\n"
-        "from ipl_tools.moderation import guard\n"
+        "from ipl_tools.moderate_stream import guard\n"
         "from ipl_tools.catalog.index import Catalog\n"
         "from ipl_graph.policies import load_policy\n"
-        "from ipl_tools.moderation import first_violation\n"
+        "from ipl_tools.moderate_stream import first_violation\n"
         f"Catalog({str(tmp_path)!r}, create=True)\n"
         "guard()\n"
         "print(first_violation('Call me on 555 123 4567.', load_policy()) is not None,"

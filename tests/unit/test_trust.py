@@ -15,9 +15,9 @@ from ipl_graph.context import Context
 from ipl_graph.policies import load_policy
 from ipl_graph.state import State
 from ipl_tools import trust
-from ipl_tools.confirm import apply_edits
-from ipl_tools.moderation import moderate_stream
-from ipl_tools.safety import screen_outside_text
+from ipl_tools.check_safety import screen_outside_text
+from ipl_tools.confirm_attributes import apply_edits
+from ipl_tools.moderate_stream import moderate_stream
 
 POLICY = load_policy()
 EN_DIGITS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]

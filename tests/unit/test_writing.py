@@ -12,7 +12,7 @@ from ipl_graph.context import Context
 from ipl_graph.policies import load_policy
 from ipl_graph.state import State
 from ipl_tools.generate import facts_of
-from ipl_tools.moderation import first_violation, moderate_stream
+from ipl_tools.moderate_stream import first_violation, moderate_stream
 from ipl_tools.template_writer import TemplateChatModel, compose_title, write
 from ipl_tools.truncate import cut
 

@@ -18,10 +18,10 @@ from ipl_graph.policies import Policy
 from ipl_graph.schemas import Neighbour, Photo
 from ipl_tools import trust
 from ipl_tools.catalog.index import neighbour
+from ipl_tools.catalog.searcher import CANDIDATES, ChromaSearcher, aggregate, identity, product_of
 from ipl_tools.categorize import KnnVote
-from ipl_tools.gate import trusted_of
+from ipl_tools.gate_matches import trusted_of
 from ipl_tools.photos import resolve
-from ipl_tools.search import CANDIDATES, ChromaSearcher, aggregate, identity, product_of
 
 TOP_K = 10
 """Product hits per row, as the graph's Context.top_k."""

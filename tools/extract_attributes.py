@@ -35,7 +35,7 @@ from ipl_tools.catalog.text import fold
 from ipl_tools.catalog.votes import vote
 from ipl_tools.photos import load_rgb
 from ipl_tools.price import suggest_price
-from ipl_tools.search import searcher_for
+from ipl_tools.search_similar import searcher_for
 
 MIN_AGREEMENT = 0.5
 MIN_COLOUR_SHARE = 0.45

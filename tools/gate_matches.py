@@ -16,7 +16,7 @@ from ipl_graph.context import Context
 from ipl_graph.policies import load_policy
 from ipl_graph.schemas import Neighbour
 from ipl_graph.state import State
-from ipl_tools.search import searcher_for
+from ipl_tools.search_similar import searcher_for
 
 
 def trusted_of(neighbours: list[Neighbour], probability: float, gate: float, max_references: int) -> list[Neighbour]:

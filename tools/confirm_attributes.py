@@ -19,7 +19,7 @@ from ipl_graph.errors import UserError
 from ipl_graph.policies import Policy, load_policy
 from ipl_graph.state import State
 from ipl_tools import trust
-from ipl_tools.safety import find_prohibited, unsafe
+from ipl_tools.check_safety import find_prohibited, unsafe
 
 SELLER = "seller"
 
