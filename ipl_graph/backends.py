@@ -132,6 +132,12 @@ class ExtractionRequest:
     histogram: np.ndarray | None = None
     """The photos' colour histogram (192,)."""
     min_confidence: float = 0.7
+    min_agreement: float = 0.5
+    """Share of the references' weight a value needs (`thresholds.reference_min_agreement`)."""
+    min_colour_share: float = 0.45
+    """Share of the photo a colour needs without a colour table (`thresholds.colour_min_share`)."""
+    strict: dict[str, float] = field(default_factory=dict)
+    """Per attribute, the confidence it needs at least (`thresholds.strict_attributes`)."""
     probes: dict[str, dict[str, float]] = field(default_factory=dict)
     """Per attribute, the catalog probe's {value: probability}."""
 

@@ -19,6 +19,13 @@ class Thresholds(BaseModel):
     max_references: int = Field(ge=0)
     attribute_min_confidence: float = Field(default=0.85, ge=0, le=1)
     name_category_min_confidence: float = Field(default=0.0, ge=0, le=1)
+    reference_min_agreement: float = Field(
+        default=0.5, ge=0, le=1, description="share of the trusted references' weight a value needs to be taken")
+    colour_min_share: float = Field(
+        default=0.45, ge=0, le=1, description="share of the photo a colour needs, where the index has no colour table")
+    strict_attributes: dict[str, float] = Field(
+        default_factory=lambda: {"Brand": 0.9, "Model": 0.9},
+        description="calibrated confidence a look-alike vote needs for these, at least: a wrong brand misrepresents")
 
 
 class Limits(BaseModel):

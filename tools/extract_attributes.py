@@ -37,10 +37,6 @@ from ipl_tools.photos import load_rgb
 from ipl_tools.price import suggest_price
 from ipl_tools.search_similar import searcher_for
 
-MIN_AGREEMENT = 0.5
-MIN_COLOUR_SHARE = 0.45
-STRICT = {"Brand": 0.9, "Model": 0.9}
-"""Calibrated confidence a look-alike vote needs for these, at least: a wrong brand misrepresents."""
 READ = ("Brand", "Model")
 """Attributes whose catalog values are read off the packaging when the photo's text spells them."""
 CAPACITY = re.compile(r"(?<![\w.,])(\d+(?:[.,]\d+)?)\s?(ml|cl|dl|l|kg|g|gb|tb|mah)(?!\w)", re.I)
@@ -49,7 +45,7 @@ CAPACITY = re.compile(r"(?<![\w.,])(\d+(?:[.,]\d+)?)\s?(ml|cl|dl|l|kg|g|gb|tb|ma
 class EvidenceExtractor:
     name = "evidence"
 
-    def from_references(self, trusted: list[Neighbour]) -> dict[str, AttributeValue]:
+    def from_references(self, trusted: list[Neighbour], min_agreement: float) -> dict[str, AttributeValue]:
         weights: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         first_ref: dict[tuple[str, str], str] = {}
         total = sum(n.similarity for n in trusted)
@@ -61,7 +57,7 @@ class EvidenceExtractor:
         found = {}
         for name, votes in weights.items():
             value, weight = max(votes.items(), key=lambda kv: kv[1])
-            if total and weight / total >= MIN_AGREEMENT:
+            if total and weight / total >= min_agreement:
                 found[name] = AttributeValue(
                     value=value, source=f"reference:{first_ref[(name, value)]}", confidence=round(weight / total, 3)
                 )
@@ -90,7 +86,8 @@ class EvidenceExtractor:
         return None
 
     def colour_from_photo(self, photos: list[Photo], histogram: np.ndarray | None = None,
-                          model: CatalogModel | None = None, min_confidence: float = 0.0) -> AttributeValue | None:
+                          model: CatalogModel | None = None, min_confidence: float = 0.0,
+                          min_share: float = 0.45) -> AttributeValue | None:
         if model is not None and model.colours is not None and histogram is not None:
             name, share = name_colour(histogram, model.colours, model.colour_names)
             confidence = model.attribute_confidence("Colour", share)
@@ -98,13 +95,13 @@ class EvidenceExtractor:
                 return None
             return AttributeValue(value=name, source="photo", confidence=round(confidence, 3))
         name, share = dominant_colour(load_rgb(photos[0].path, photos[0].sha256))
-        if name is None or share < MIN_COLOUR_SHARE:
+        if name is None or share < min_share:
             return None
         return AttributeValue(value=name, source="photo", confidence=round(share, 3))
 
     def from_votes(self, sources: dict[str, list[Neighbour]], names: list[str], model: CatalogModel,
                    min_confidence: float, probes: dict[str, dict[str, float]] | None = None,
-                   ) -> dict[str, AttributeValue]:
+                   strict: dict[str, float] | None = None) -> dict[str, AttributeValue]:
         """Per attribute, the value the look-alikes ('similar') or the product hits ('products') vote
         for, or the probe's most probable value ({name: {value: probability}} in `probes`),
         whichever the index's calibration trusts most, if it trusts it enough."""
@@ -122,7 +119,7 @@ class EvidenceExtractor:
                 confidence = model.attribute_confidence(name, p, "probe")
                 if best is None or confidence > best[0]:
                     best = (confidence, value, "probe")
-            if best is None or best[0] < max(min_confidence, STRICT.get(name, 0.0)):
+            if best is None or best[0] < max(min_confidence, (strict or {}).get(name, 0.0)):
                 continue
             confidence, value, source = best
             if source == "probe":
@@ -135,7 +132,7 @@ class EvidenceExtractor:
 
     def extract(self, request: ExtractionRequest) -> dict[str, AttributeValue]:
         r = request
-        found = self.from_references(r.trusted)
+        found = self.from_references(r.trusted, r.min_agreement)
         nearby = [*r.trusted, *r.neighbours, *r.lookalikes]
         for name in READ:
             read = self.read_from_text(r.ocr_lines, nearby, name)
@@ -146,8 +143,9 @@ class EvidenceExtractor:
             found["Capacity"] = capacity
         model = r.model
         if "Colour" in r.wanted and "Colour" not in found:
-            colour = self.colour_from_photo(r.photos, r.histogram, model, r.min_confidence)
-            probed = self.from_votes({}, ["Colour"], model, r.min_confidence, r.probes).get("Colour") if model else None
+            colour = self.colour_from_photo(r.photos, r.histogram, model, r.min_confidence, r.min_colour_share)
+            probed = (self.from_votes({}, ["Colour"], model, r.min_confidence, r.probes, r.strict).get("Colour")
+                      if model else None)
             if probed is not None and (colour is None or probed.confidence > colour.confidence):
                 colour = probed
             if colour is not None:
@@ -155,7 +153,7 @@ class EvidenceExtractor:
         if model is not None:
             rest = [n for n in r.wanted if n not in found and n != "Colour"]
             sources = {"similar": r.lookalikes, "products": r.neighbours[: LEARN.vote_k]}
-            found |= self.from_votes(sources, rest, model, r.min_confidence, r.probes)
+            found |= self.from_votes(sources, rest, model, r.min_confidence, r.probes, r.strict)
         return found
 
 
@@ -171,6 +169,8 @@ def extract_attributes(state: State, runtime: Runtime[Context]) -> dict[str, Any
         trusted=state.trusted, neighbours=state.neighbours, ocr_lines=state.ocr_text, photos=photos,
         wanted=wanted, lookalikes=lookalikes, model=searcher.calibration, histogram=histogram,
         min_confidence=policy.thresholds.attribute_min_confidence,
+        min_agreement=policy.thresholds.reference_min_agreement, min_colour_share=policy.thresholds.colour_min_share,
+        strict=policy.thresholds.strict_attributes,
         probes={name: searcher.distribution(name, photos) for name in wanted},
     ))
     return {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from helpers import QUERIES, apply, runtime, write_policy
 from ipl_graph.context import Context
+from ipl_graph.policies import load_policy
 from ipl_graph.schemas import Template
 from ipl_graph.state import State
 from ipl_tools.categorize import categorize
@@ -75,7 +76,7 @@ def test_references_vote_by_similarity_and_need_agreement():
         Neighbour(id="b", similarity=0.85, attributes={"Brand": "Arla", "Colour": "Blue"}),
         Neighbour(id="c", similarity=0.8, attributes={"Brand": "Garant"}),
     ]
-    found = EvidenceExtractor().from_references(refs)
+    found = EvidenceExtractor().from_references(refs, load_policy().thresholds.reference_min_agreement)
     assert found["Brand"].value == "Arla" and found["Brand"].source == "reference:a"
     assert "Colour" not in found  # White holds 0.9 of 2.55: no agreement, no value
 
