@@ -24,6 +24,7 @@ from ipl_graph.policies import Policy, load_policy
 from ipl_graph.schemas import Moderation
 from ipl_graph.state import State
 from ipl_tools import trust
+from ipl_tools.facts import facts_of
 from ipl_tools.grounding import Grounding, ungrounded_claim
 from ipl_tools.template_writer import compose_title, write
 
@@ -240,7 +241,6 @@ def moderate_stream(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
 
 def screened_fields(state: State, policy: Policy) -> tuple[dict[str, Any], list[str]]:
     """Category, references, attributes and title with every value a rule stops left out, and why."""
-    from ipl_tools.generate import facts_of  # generate imports this module
 
     reasons: list[str] = []
     trusted = [r for r in state.trusted if not _stopped(reasons, "reference", trust.neighbour_problem(r, policy))]
@@ -284,7 +284,6 @@ def moderated_description(state: State, policy: Policy, grounding: Grounding) ->
     """(the description to publish, why it was cut or None). Checked sentence by sentence by the
     Guard, then as a whole (an evasion spread over sentences); a cut text keeps its safe head, an
     empty head a draft from the checked facts, itself checked: the first text that passes wins."""
-    from ipl_tools.generate import facts_of
 
     text = trust.clean(state.description)
     reason = _first_reason(text, policy, grounding)

@@ -11,7 +11,7 @@ from helpers import runtime
 from ipl_graph.context import Context
 from ipl_graph.policies import load_policy
 from ipl_graph.state import State
-from ipl_tools.generate import facts_of
+from ipl_tools.facts import facts_of
 from ipl_tools.moderate_stream import first_violation, moderate_stream
 from ipl_tools.template_writer import TemplateChatModel, compose_title, write
 from ipl_tools.truncate import cut
@@ -115,7 +115,7 @@ def test_template_writer_states_nothing_the_grounding_check_would_flag():
 
 
 def test_text_names_the_leaf_category_only_when_sure():
-    from ipl_tools.generate import named_category
+    from ipl_tools.facts import named_category
 
     policy = load_policy()
     least = policy.thresholds.name_category_min_confidence
