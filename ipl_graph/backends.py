@@ -25,16 +25,17 @@ class Embedder(Protocol):
 class OCREngine(Protocol):
     name: str
 
-    def read(self, photo: Photo) -> list[str]:
-        """The confident text lines of a photo."""
+    def read(self, photo: Photo, min_score: float) -> list[str]:
+        """The text lines of a photo read with a confidence of `min_score` or more."""
         ...
 
 
 class NudityDetector(Protocol):
     name: str
 
-    def detect(self, photo: Photo) -> list[str]:
-        """The exposed-class labels that make the photo unsafe; [] when none."""
+    def detect(self, photo: Photo, min_score: float, context_score: float) -> list[str]:
+        """The exposed-class labels that make the photo unsafe ([] when none): parts seen at `min_score`
+        or more beside another body part seen at `context_score` or more."""
         ...
 
 

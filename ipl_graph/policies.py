@@ -23,6 +23,11 @@ class Thresholds(BaseModel):
         default=0.5, ge=0, le=1, description="share of the trusted references' weight a value needs to be taken")
     colour_min_share: float = Field(
         default=0.45, ge=0, le=1, description="share of the photo a colour needs, where the index has no colour table")
+    ocr_min_score: float = Field(default=0.6, ge=0, le=1, description="OCR confidence a text line needs to be read")
+    nudity_min_score: float = Field(
+        default=0.5, ge=0, le=1, description="detector score an exposed part needs to make a photo unsafe")
+    nudity_context_score: float = Field(
+        default=0.4, ge=0, le=1, description="score of the second body part an exposed part needs beside it")
     strict_attributes: dict[str, float] = Field(
         default_factory=lambda: {"Brand": 0.9, "Model": 0.9},
         description="calibrated confidence a look-alike vote needs for these, at least: a wrong brand misrepresents")

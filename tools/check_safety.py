@@ -24,22 +24,20 @@ EXPOSED = {
     "FEMALE_GENITALIA_EXPOSED", "MALE_GENITALIA_EXPOSED", "FEMALE_BREAST_EXPOSED",
     "ANUS_EXPOSED", "BUTTOCKS_EXPOSED",
 }
-MIN_NUDITY_SCORE = 0.5
-CONTEXT_SCORE = 0.4
-"""An exposed part counts only beside another body part the detector sees at this score (a face, a
-belly, armpits, feet...): alone, NudeNet takes round fruit for breasts (13 of the 296 grocery shop
-photos, none with a second part)."""
 
 
-def exposed_parts(found: list[dict[str, Any]]) -> list[str]:
-    """The exposed classes of NudeNet detections ({class, score[, box]}) that make a photo unsafe."""
-    parts = {d["class"].removesuffix("_EXPOSED").removesuffix("_COVERED") for d in found if d["score"] >= CONTEXT_SCORE}
+def exposed_parts(found: list[dict[str, Any]], min_score: float, context_score: float) -> list[str]:
+    """The exposed classes of NudeNet detections ({class, score[, box]}) that make a photo unsafe: seen
+    at `min_score` or more, and only beside another body part seen at `context_score` or more (a
+    face, a belly, armpits, feet...): alone, NudeNet takes round fruit for breasts (13 of the 296
+    grocery shop photos, none with a second part)."""
+    parts = {d["class"].removesuffix("_EXPOSED").removesuffix("_COVERED") for d in found if d["score"] >= context_score}
     if len(parts) < 2:
         return []
-    male_chest = [d for d in found if d["class"] == "MALE_BREAST_EXPOSED" and d["score"] >= MIN_NUDITY_SCORE]
+    male_chest = [d for d in found if d["class"] == "MALE_BREAST_EXPOSED" and d["score"] >= min_score]
     return sorted({
         d["class"] for d in found
-        if d["class"] in EXPOSED and d["score"] >= MIN_NUDITY_SCORE
+        if d["class"] in EXPOSED and d["score"] >= min_score
         and not (d["class"] == "FEMALE_BREAST_EXPOSED" and any(same_chest(d, m) for m in male_chest))
     })
 
@@ -65,14 +63,14 @@ class NudeNetDetector:
 
         self._detector = NudeDetector()
 
-    def detect(self, photo: Photo) -> list[str]:
-        return exposed_parts(self._detector.detect(photo.path))
+    def detect(self, photo: Photo, min_score: float, context_score: float) -> list[str]:
+        return exposed_parts(self._detector.detect(photo.path), min_score, context_score)
 
 
 class NoNudityCheck:
     name = "none"
 
-    def detect(self, photo: Photo) -> list[str]:
+    def detect(self, photo: Photo, min_score: float = 0.0, context_score: float = 0.0) -> list[str]:
         return []
 
 
@@ -104,7 +102,7 @@ def check_safety(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         raise PhotoError(f"{len(state.photos)} photos is over the limit of {policy.limits.max_photos}")
     photos = [resolve(ref, policy.limits) for ref in state.photos]
     ocr = plugins.ocr(ctx.ocr)
-    lines = [trust.clean(line) for photo in photos for line in ocr.read(photo)]
+    lines = [trust.clean(line) for photo in photos for line in ocr.read(photo, policy.thresholds.ocr_min_score)]
     nudity = plugins.nudity(ctx.nudity)
     checks = [f"nudity:{nudity.name}", f"ocr:{ocr.name}", "prohibited-keywords", "outside-text"]
     # Every output key is written once here, so a listing always has all of them, even unsafe ones.
@@ -113,7 +111,7 @@ def check_safety(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     update: dict[str, Any] = blank | {"images": photos, "ocr_text": screened[0],
                                       "hint": hint, "screened": screened[1]}
     for photo in photos:
-        labels = nudity.detect(photo)
+        labels = nudity.detect(photo, policy.thresholds.nudity_min_score, policy.thresholds.nudity_context_score)
         if labels:
             return update | unsafe(f"nudity ({', '.join(labels)})", policy.safety, checks)
     keyword = find_prohibited([*lines, state.hint[: policy.limits.max_hint_chars]], policy)

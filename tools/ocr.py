@@ -11,12 +11,12 @@ from PIL import Image
 from ipl_graph.schemas import Photo
 from ipl_tools.photos import load_rgb
 
-MIN_SCORE = 0.6
 OCR_SIDE = 768
 
 
 class RapidOCREngine:
-    """`read(photo) -> list[str]`: the confident text lines of a photo, cached per photo hash."""
+    """`read(photo, min_score) -> list[str]`: the text lines of a photo read with that confidence or
+    more (the policy's `ocr_min_score`); what the engine read is cached per photo hash."""
 
     name = "rapidocr"
 
@@ -28,10 +28,10 @@ class RapidOCREngine:
         self._lock = threading.Lock()
         self._cached = lru_cache(maxsize=1024)(self._read)
 
-    def read(self, photo: Photo) -> list[str]:
-        return list(self._cached(photo.path, photo.sha256))
+    def read(self, photo: Photo, min_score: float) -> list[str]:
+        return [text for text, score in self._cached(photo.path, photo.sha256) if score >= min_score]
 
-    def _read(self, path: str, sha256: str) -> tuple[str, ...]:
+    def _read(self, path: str, sha256: str) -> tuple[tuple[str, float], ...]:
         img = load_rgb(path, sha256)
         scale = OCR_SIDE / max(img.size)
         if scale > 1:  # packaging text in small photos is only read once enlarged (~3x more lines)
@@ -39,11 +39,11 @@ class RapidOCREngine:
         rgb = np.ascontiguousarray(np.asarray(img)[:, :, ::-1])  # (H, W, 3) BGR for OpenCV
         with self._lock:
             result, _ = self._engine(rgb)
-        return tuple(text for _, text, score in (result or []) if float(score) >= MIN_SCORE)
+        return tuple((text, float(score)) for _, text, score in (result or []))
 
 
 class NoOCR:
     name = "none"
 
-    def read(self, photo: Photo) -> list[str]:
+    def read(self, photo: Photo, min_score: float = 0.0) -> list[str]:
         return []

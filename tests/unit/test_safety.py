@@ -13,6 +13,9 @@ from ipl_graph.state import State
 from ipl_tools.check_safety import check_safety, find_prohibited
 from ipl_tools.photos import resolve
 
+THRESHOLDS = load_policy().thresholds
+SCORES = (THRESHOLDS.nudity_min_score, THRESHOLDS.nudity_context_score)
+
 BANANA = str(QUERIES / "Banana_001.jpg")
 
 
@@ -21,10 +24,10 @@ def test_an_exposed_part_needs_a_second_body_part():
 
     melon = [{"class": "FEMALE_BREAST_EXPOSED", "score": 0.84}, {"class": "FEMALE_BREAST_COVERED", "score": 0.56},
              {"class": "MALE_GENITALIA_EXPOSED", "score": 0.35}]  # NudeNet on a cantaloupe in a shop
-    assert exposed_parts(melon) == []
+    assert exposed_parts(melon, *SCORES) == []
     person = [{"class": "FEMALE_BREAST_EXPOSED", "score": 0.76}, {"class": "BELLY_EXPOSED", "score": 0.82}]
-    assert exposed_parts(person) == ["FEMALE_BREAST_EXPOSED"]
-    assert exposed_parts([*person[1:], {"class": "FACE_FEMALE", "score": 0.9}]) == []  # nothing exposed
+    assert exposed_parts(person, *SCORES) == ["FEMALE_BREAST_EXPOSED"]
+    assert exposed_parts([*person[1:], {"class": "FACE_FEMALE", "score": 0.9}], *SCORES) == []  # nothing exposed
 
 
 def test_a_chest_read_as_both_male_and_female_is_a_mans():
@@ -35,19 +38,19 @@ def test_a_chest_read_as_both_male_and_female_is_a_mans():
               {"class": "FEMALE_BREAST_EXPOSED", "score": 0.76, "box": [114, 0, 66, 45]},
               {"class": "FEMALE_GENITALIA_COVERED", "score": 0.65, "box": [89, 129, 47, 43]},
               {"class": "MALE_BREAST_EXPOSED", "score": 0.59, "box": [51, 0, 60, 41]}]
-    assert exposed_parts(briefs) == []
+    assert exposed_parts(briefs, *SCORES) == []
     # A man beside a topless woman: her chest is elsewhere in the photo, and still counts.
     apart = [*briefs[:3], {"class": "MALE_BREAST_EXPOSED", "score": 0.59, "box": [400, 0, 60, 41]}]
-    assert exposed_parts(apart) == ["FEMALE_BREAST_EXPOSED"]
+    assert exposed_parts(apart, *SCORES) == ["FEMALE_BREAST_EXPOSED"]
     unsure = [*briefs[:3], {"class": "MALE_BREAST_EXPOSED", "score": 0.45, "box": [51, 0, 60, 41]}]
-    assert exposed_parts(unsure) == ["FEMALE_BREAST_EXPOSED"]
+    assert exposed_parts(unsure, *SCORES) == ["FEMALE_BREAST_EXPOSED"]
 
 
 def test_nudenet_runs_on_a_real_photo_and_auto_picks_it():
     pytest.importorskip("nudenet")
     detector = plugins.get("nudity", "auto")
     assert detector.name == "nudenet"
-    assert detector.detect(resolve(BANANA, load_policy().limits)) == []
+    assert detector.detect(resolve(BANANA, load_policy().limits), *SCORES) == []
 
 
 class FlagEverything:
@@ -55,7 +58,7 @@ class FlagEverything:
 
     name = "flag-everything"
 
-    def detect(self, photo):
+    def detect(self, photo, min_score, context_score):
         return ["FEMALE_BREAST_EXPOSED"]
 
 
