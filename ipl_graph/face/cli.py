@@ -117,16 +117,17 @@ def cmd_index(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ipl_graph.policies import load_policy
-    from ipl_tools.catalog.index import FIT_SAMPLE, build_catalog, read_listings
+    from ipl_tools.catalog.index import FIT_SAMPLE, Catalog, build_catalog, read_listings
     from ipl_tools.catalog.ray_index import RayConfig
 
     policy = load_policy(args.policy)
     unread: list[str] = []
     rows = [r for r in read_listings(args.listings, unread) if r.get("role", "catalog") == "catalog"]
     ray = RayConfig(args.ray or None, args.workers) if args.ray is not None else None
-    with tqdm(total=len(rows), unit="listing", desc="indexing", file=sys.stderr) as bar:
-        catalog, report = build_catalog(args.index, rows, embedder=args.embedder, policy=policy, progress=bar.update,
-                                        ray=ray, fit_sample=args.fit_sample or FIT_SAMPLE)
+    catalog = Catalog(args.index, args.embedder, create=True, fit_sample=args.fit_sample or FIT_SAMPLE)  # before
+    with tqdm(total=len(rows), unit="listing", desc="indexing", file=sys.stderr) as bar:  # the bar: errors one line
+        catalog, report = build_catalog(catalog, rows, embedder=args.embedder, policy=policy, progress=bar.update,
+                                        ray=ray)
     for problem in unread + report.bad:
         print(f"skipped {problem}", file=sys.stderr)
     for row_id, reason in report.quarantined:
@@ -156,7 +157,12 @@ def cmd_list(args: argparse.Namespace) -> int:
     most = load_policy(args.policy).limits.max_hint_chars
     if len(args.hint) > most:
         raise UserError(f"--hint: {len(args.hint)} characters is over the limit of {most}; say it in fewer words")
-    if not is_url(args.index) and not (Path(args.index) / "chroma.sqlite3").exists():  # else: degraded, image-only
+    if is_url(args.index):  # a server that is not there, or a collection it lacks, is said up front too
+        from ipl_tools.catalog.index import Catalog
+
+        if not Catalog(args.index, args.embedder).count():
+            raise IndexMissingError(f"the catalog index at {args.index} is empty; add listings with `ipl index`")
+    elif not (Path(args.index) / "chroma.sqlite3").exists():  # else: degraded, image-only
         raise IndexMissingError(f"no catalog index at {args.index}; build one with `ipl index LISTINGS.jsonl --index"
                                 f" {args.index}`")
     context = Context(

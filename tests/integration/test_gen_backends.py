@@ -19,6 +19,7 @@ from ipl_graph import plugins
 from ipl_graph.context import Context
 from ipl_graph.errors import UserError
 from ipl_graph.graph import graph
+from ipl_graph.schemas import Photo
 from ipl_graph.state import State
 from ipl_tools.generate import build_messages
 from ipl_tools.generators.openai_compat import OpenAICompatibleChat
@@ -99,7 +100,7 @@ def test_transformers_model_takes_the_photos_as_images_and_the_token_limit(tiny_
 
     model = plugins.get("generator", "transformers", tiny_model, "")
     assert isinstance(model, TransformersChatModel) and model.multimodal
-    photo = {"path": BANANA, "sha256": "0" * 64, "width": 0, "height": 0}
+    photo = Photo(path=BANANA, sha256="0" * 64, width=0, height=0)
     messages = build_messages(State(images=[photo, photo]), with_images=True, image_max_side=128)
     conversation, images = to_conversation(messages)
     assert len(images) == 2 and [p["type"] for p in conversation[1]["content"]] == ["image", "image", "text"]

@@ -22,6 +22,7 @@ from helpers import QUERIES, SAMPLE, ipl_server, runtime
 from ipl_graph.context import Context
 from ipl_graph.face.cli import main
 from ipl_graph.graph import builder, route_after_confirm_attributes, route_after_extract_attributes
+from ipl_graph.schemas import SafetyVerdict
 from ipl_graph.state import State
 
 JUICE = QUERIES / "Bravo-Apple-Juice_001.jpg"
@@ -196,8 +197,8 @@ def test_the_page_and_its_config_are_served(http):
 def test_routers_follow_the_confirm_flag_and_safety():
     assert route_after_extract_attributes(State(), runtime(Context(confirm=True))) == "confirm_attributes"
     assert route_after_extract_attributes(State(), runtime(Context())) == "fetch_template"
-    assert route_after_confirm_attributes(State(safety={"safe": True})) == "fetch_template"
-    assert route_after_confirm_attributes(State(safety={"safe": False})) == "__end__"
+    assert route_after_confirm_attributes(State(safety=SafetyVerdict(safe=True))) == "fetch_template"
+    assert route_after_confirm_attributes(State(safety=SafetyVerdict(safe=False))) == "__end__"
 
 
 def test_confirm_in_process_keeps_or_edits(ctx):

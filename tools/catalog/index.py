@@ -70,16 +70,17 @@ SEGMENT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 
 
 def build_catalog(
-    location: str | Path, rows: Iterable[dict[str, Any]], *, embedder: str = "efficientnet-lite0",
+    location: str | Path | Catalog, rows: Iterable[dict[str, Any]], *, embedder: str = "efficientnet-lite0",
     policy: Policy | None = None, progress: Callable[[int], None] = lambda n: None, ray: RayConfig | None = None,
     fit_sample: int = FIT_SAMPLE,
 ) -> tuple[Catalog, IndexReport]:
     """The one way to build (or add to) a catalog index: rows embedded by `embedder` (on a Ray
     cluster with `ray`) and checked against `policy` (default: the default policy), then the
-    learned model refitted (`Catalog.add_listings`)."""
+    learned model refitted (`Catalog.add_listings`). `location` may be a catalog already opened."""
     from ipl_graph import plugins
 
-    catalog = Catalog(location, embedder, create=True, fit_sample=fit_sample)
+    catalog = location if isinstance(location, Catalog) else Catalog(location, embedder, create=True,
+                                                                       fit_sample=fit_sample)
     embed = None if ray else plugins.get("embedder", embedder).embed  # with ray, each worker loads its own
     return catalog, catalog.add_listings(rows, embed, policy, progress=progress, ray=ray)
 
