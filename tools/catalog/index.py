@@ -184,6 +184,10 @@ def embedding_function(embedder: str):
     return _EF_CLASS(embedder)
 
 
+class CollectionSwappedError(Exception):
+    """A query met a learned collection that a refit in another process was dropping."""
+
+
 @dataclass
 class IndexReport:
     added: int = 0
@@ -609,25 +613,41 @@ class Catalog:
             )
         if not learned:
             return self._query(self.collection, vectors, min(n, self.count()))
-        try:
-            return self._query(self._existing(model.collection), model.project(vectors), min(n, model.count))
-        except ChromaError:  # a refit swapped that collection away meanwhile: read the model again, once
-            self._model = None
-            model = self.model()
+        for _ in range(3):  # a refit in another process may swap the learned collection away meanwhile
             try:
-                return self._query(self._existing(model.collection), model.project(vectors), min(n, model.count))
-            except ChromaError as exc:
-                raise IndexDamagedError(
-                    f"the learned collection {model.collection} of the index at {self.location} cannot be read"
-                    f" ({type(exc).__name__}): run `ipl index LISTINGS.jsonl --index {self.location}` to fit it again"
-                ) from None
+                return self._query(self._existing(model.collection), model.project(vectors), min(n, model.count), True)
+            except (ChromaError, CollectionSwappedError) as exc:
+                failure = exc
+                self._model = None
+                model = self.model()
+        raise IndexDamagedError(
+            f"the learned collection {model.collection} of the index at {self.location} cannot be read"
+            f" ({type(failure).__name__}): run `ipl index LISTINGS.jsonl --index {self.location}` to fit it again"
+        )
 
-    def _query(self, collection, vectors: np.ndarray, n: int) -> list[list[tuple[float, dict[str, Any]]]]:
+    def _query(
+        self, collection, vectors: np.ndarray, n: int, swappable: bool = False
+    ) -> list[list[tuple[float, dict[str, Any]]]]:
+        """`swappable`: the collection is a learned one that a refit in another process may drop while it
+        is read; Chroma's errors then mean "read the model again", not a damaged index."""
+        from chromadb.errors import ChromaError
+
         with self._reading():
-            result = collection.query(query_embeddings=vectors, n_results=n, include=["metadatas", "distances"])
+            try:
+                result = collection.query(query_embeddings=vectors, n_results=n, include=["metadatas", "distances"])
+            except ChromaError:
+                if swappable:
+                    raise CollectionSwappedError(getattr(collection, "name", "?")) from None
+                raise
+        metadatas, distances = result["metadatas"] or [], result["distances"] or []
+        if len(metadatas) != len(vectors) or any(
+            metas is None or dists is None or any(m is None for m in metas)
+            for metas, dists in zip(metadatas, distances, strict=True)
+        ):  # a refit dropped the collection while it was read: the rows are gone, not empty
+            raise CollectionSwappedError(getattr(collection, "name", "?"))
         return [
             [(1.0 - float(d), dict(m)) for m, d in zip(metas, dists, strict=True)]
-            for metas, dists in zip(result["metadatas"], result["distances"], strict=True)
+            for metas, dists in zip(metadatas, distances, strict=True)
         ]
 
 
