@@ -53,6 +53,11 @@ class CatalogModel(Protocol):
     @property
     def colour_names(self) -> list[str]: ...
 
+    @property
+    def words(self) -> dict[str, int]:
+        """{word: catalog products whose title, attributes or category name it}; {} where unknown."""
+        ...
+
     def category_confidence(self, category: str, share: float, score: float) -> tuple[float, float]:
         """(P(right) where the catalog has the seller's category, the stated P(right))."""
         ...

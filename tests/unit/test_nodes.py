@@ -68,6 +68,17 @@ def test_gate_trusts_the_top_hit_only_when_probably_identical(ctx, tmp_path):
     assert [r["id"] for r in update["references"]] == [state.neighbours[0].id]
 
 
+def test_gate_distrusts_a_top_hit_the_packs_text_contradicts(ctx, tmp_path):
+    """The juice's top hit passes a loose gate; the same hits with 'orange' read on the pack (a word that
+    names the catalog's orange juices, not this apple juice) pass nothing, while its own words do."""
+    state = run_until(search_similar, JUICE, ctx)
+    assert state.neighbours[0].title == "Bravo Apple Juice"
+    loose = runtime(Context(index_dir=ctx.index_dir, policy=write_policy(tmp_path, thresholds={"spu_gate": 0.0})))
+    for read, trusted in ((["BRAVO", "Apple juice"], True), (["ORANGES", "100%"], False), (["zzkq", "OD"], True)):
+        update = gate_matches(apply(state, {"ocr_text": read}), loose)
+        assert bool(update["trusted"]) is trusted, read
+
+
 def test_references_vote_by_similarity_and_need_agreement():
     from ipl_graph.schemas import Neighbour
 

@@ -15,7 +15,7 @@ from ipl_tools.catalog.model import IndexModel
 from ipl_tools.catalog.probe import blend, blend_category, fit_probe
 from ipl_tools.catalog.projection import fit_lda, project
 from ipl_tools.catalog.searcher import aggregate, product_of
-from ipl_tools.catalog.text import text_match, trigrams
+from ipl_tools.catalog.text import clashes, text_match, trigrams, vocabulary, words
 from ipl_tools.catalog.votes import vote
 from ipl_tools.categorize import KnnVote
 from ipl_tools.gate_matches import trusted_of
@@ -74,6 +74,21 @@ def test_ocr_text_matches_titles_through_accents_and_case():
 
 def meta(listing, spu=None, **more):
     return {"listing_id": listing, "spu": spu or "", "category": more.pop("category", ""), **more}
+
+
+def test_pack_text_clashes_only_with_words_that_name_other_products():
+    rows = [{"listing_id": "1", "spu": "a", "title": "God Morgon Orange Juice", "category": "Juice"},
+            {"listing_id": "2", "spu": "b", "title": "Golden Delicious", "category": "Apple",
+             "category_path": json.dumps(["Fruit", "Apple"])},
+            {"listing_id": "3", "spu": "b", "title": "Golden Delicious", "category": "Apple"}]
+    known = vocabulary(rows)
+    assert known == {"morgon": 1, "orange": 1, "juice": 1, "golden": 1, "delicious": 1, "apple": 1, "fruit": 1}
+    assert words("orange&red GRAPEFRUITS 100% OD") == {"orange", "grapefruit"}
+    orange = "God Morgon Orange Juice"
+    assert clashes(["GOD MOR GON", "apples"], orange, known) == {"apple"}  # names product b, not this one
+    assert clashes(["ORANGE", "juice"], orange, known) == set()  # its own words
+    assert clashes(["grapefruit", "Päron", "pple"], orange, known) == set()  # words no catalog product names
+    assert clashes(["ÄPPLE"], orange, known) == {"apple"}  # folded as the titles are
 
 
 def test_aggregate_scores_products_over_all_photos():

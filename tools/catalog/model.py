@@ -47,6 +47,8 @@ class IndexModel:
     """Colour histograms (M, 192) of catalog photos that state a Colour, and their names."""
     colour_names: list[str] = field(default_factory=list)
     idf: dict[str, float] = field(default_factory=dict)
+    words: dict[str, int] = field(default_factory=dict)
+    """{word: catalog products whose title, attributes or category name it} (`text.vocabulary`)."""
     probes: dict[str, Probe] = field(default_factory=dict)
     """Per label ('category' or an attribute name), its linear probe on raw photo vectors."""
     report: dict[str, Any] = field(default_factory=dict)
@@ -60,7 +62,7 @@ class IndexModel:
             "count": self.count, "label_kind": self.label_kind, "gate": self.gate, "category": self.category,
             "category_stated": self.category_stated, "category_typical": self.category_typical,
             "attributes": self.attributes, "colour_names": self.colour_names, "idf": self.idf,
-            "report": self.report, "probes": {name: p.classes for name, p in self.probes.items()},
+            "words": self.words, "report": self.report, "probes": {name: p.classes for name, p in self.probes.items()},
             "format": MODEL_FORMAT, "collection": self.collection,
         }
         arrays: dict[str, Any] = {"mean": self.mean, "meta": np.array(json.dumps(meta))}
@@ -92,7 +94,8 @@ class IndexModel:
                 matrix=z.get("matrix"), gate=meta["gate"], category=meta["category"],
                 category_stated=meta["category_stated"], category_typical=meta["category_typical"],
                 attributes=meta["attributes"], colours=z.get("colours"),
-                colour_names=meta["colour_names"], idf=meta["idf"], report=meta.get("report", {}),
+                colour_names=meta["colour_names"], idf=meta["idf"], words=meta.get("words", {}),
+                report=meta.get("report", {}),
                 probes={name: Probe(classes, z[f"probe:{name}"]) for name, classes in meta.get("probes", {}).items()},
                 collection=meta.get("collection", "learned"),
             )

@@ -52,6 +52,40 @@ def listing_text(meta: dict[str, Any]) -> str:
     return " ".join([meta.get("title") or "", *[str(v) for v in attributes_of(meta).values()]])
 
 
+def words(text: str) -> set[str]:
+    """The folded words of 4+ letters of a text, in the singular: what the OCR text and a listing's text
+    are compared on word for word ('orange&red' -> {'orange'}; OCR debris like 'OD' is left out)."""
+    return {singular(w) for w in re.findall(r"[a-z]{4,}", fold(text))}
+
+
+def singular(word: str) -> str:
+    """'apples' -> 'apple', 'tomatoes' -> 'tomato'; 'glass', 'delicious', 'kiwis' -> 'kiwi'."""
+    if word.endswith("oes"):
+        return word[:-2]
+    return word[:-1] if word.endswith("s") and not word.endswith(("ss", "us")) else word
+
+
+def naming_text(meta: dict[str, Any]) -> str:
+    """What a listing names its product by: title, stated attribute values, category and its path."""
+    path = meta.get("category_path") or "[]"
+    path = json.loads(path) if isinstance(path, str) else path
+    return " ".join([listing_text(meta), meta.get("category") or "", *map(str, path)])
+
+
+def vocabulary(metas: Iterable[dict[str, Any]]) -> dict[str, int]:
+    """{word: catalog products (spu, else listing) whose naming text has it}."""
+    named: dict[str, set[str]] = {}
+    for m in metas:
+        named.setdefault(str(m.get("spu") or m["listing_id"]), set()).update(words(naming_text(m)))
+    return dict(Counter(w for ws in named.values() for w in ws))
+
+
+def clashes(read: Iterable[str], names: str, vocabulary: dict[str, int]) -> set[str]:
+    """Words read on the photos that name some catalog product but not this one (`names`: its naming
+    text): the pack says 'apple' and the hit is an orange juice."""
+    return {w for w in words(" ".join(read)) if w in vocabulary} - words(names)
+
+
 def idf(metas: Iterable[dict[str, Any]]) -> dict[str, float]:
     """IDF of title trigrams over the catalog's listings."""
     docs: dict[str, set[str]] = {}
