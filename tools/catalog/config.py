@@ -16,6 +16,11 @@ class LearnConfig:
     folds: int = 5  # cross-fitting folds: the projection is refitted without each, so held-out scores look new
     max_projection: int = 20000  # catalog photos the projection is fitted on, at most (a random sample beyond)
     max_calibration: int = 4000  # held-out photos used to fit the calibrations, at most (spread over the folds)
+    # Held-out category cases the calibrations want: a fold after the first is scored with probes fitted
+    # without it while there are fewer. A small catalog's calibration otherwise rests on a fifth of its
+    # photos, and a long-tailed one's on a handful of rare-category photos (its head stated with certainty
+    # where a rare product is voted into it); a large catalog's first fold already holds this many.
+    min_category_cases: int = 1000
     vote_k: int = 10  # product hits that vote on the category and attributes
     vote_power: float = 8.0  # a hit votes with weight sim**power: the nearest hits decide, far ones barely count
     lookalike_k: int = 10  # look-alike photos (raw space) that vote on an attribute

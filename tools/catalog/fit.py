@@ -148,7 +148,8 @@ def _cross_fit(records: Records, kind: str, rng: np.random.Generator) -> dict[st
         some = rng.permutation(train)[: LEARN.max_projection]
         mean, matrix = fit_lda(records.vectors[some], labels[some])
         p_train = project(records.vectors[train], mean, matrix)
-        if f == 0:  # the probes' calibration: this fold's held-out photos
+        probed = f == 0 or len(out["cat"]) < LEARN.min_category_cases
+        if probed:  # the probes' calibration: this fold's held-out photos, probes fitted without them
             unlike = _unlike(records, groups, train, test)
             probes = fit_probes(records.vectors[unlike], _labels(records, unlike))
         for start in range(0, len(test), LEARN.batch):
@@ -156,9 +157,9 @@ def _cross_fit(records: Records, kind: str, rng: np.random.Generator) -> dict[st
             sims = project(records.vectors[idx], mean, matrix) @ p_train.T  # (B, T)
             raw = records.vectors[idx] @ records.vectors[train].T  # (B, T)
             sims[near_duplicates(groups[idx], groups[train], raw)] = HIDDEN
-            probed = {name: p.probabilities(records.vectors[idx]) for name, p in probes.items()} if f == 0 else {}
+            probs = {name: p.probabilities(records.vectors[idx]) for name, p in probes.items()} if probed else {}
             for r, (row, i) in enumerate(zip(sims, idx, strict=True)):
-                said = {name: dict(zip(probes[name].classes, ps[r], strict=True)) for name, ps in probed.items()
+                said = {name: dict(zip(probes[name].classes, ps[r], strict=True)) for name, ps in probs.items()
                         if name == "category" or attrs[i].get(name)}  # {label: {value: probability}}
                 ranked = [(s, g, train[j]) for s, g, j in best_per_group(row, groups[train])]
                 if len(ranked) < 2:
@@ -168,7 +169,7 @@ def _cross_fit(records: Records, kind: str, rng: np.random.Generator) -> dict[st
                     out["gate"].append([s1, s1 - s2])
                     out["top_ok"].append(g1 == groups[i])
                 hits = ranked[: LEARN.vote_k]
-                if categories[i] and (f == 0 or "category" not in probes):
+                if categories[i] and (probed or "category" not in probes):
                     _score_category(out, kind, row, i, s1, hits, said.get("category"), categories, groups, train,
                                     photos)
                 for name, truth in attrs[i].items():
