@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ipl_graph.backends import CategoryRequest
 from ipl_graph.schemas import CategoryGuess, Neighbour
@@ -89,6 +91,18 @@ def test_pack_text_clashes_only_with_words_that_name_other_products():
     assert clashes(["ORANGE", "juice"], orange, known) == set()  # its own words
     assert clashes(["grapefruit", "Päron", "pple"], orange, known) == set()  # words no catalog product names
     assert clashes(["ÄPPLE"], orange, known) == {"apple"}  # folded as the titles are
+
+
+@settings(max_examples=300, deadline=None)
+@given(read=st.lists(st.text(max_size=40), max_size=6), title=st.text(max_size=40))
+def test_a_clash_is_always_a_catalog_word_the_hit_does_not_name(read, title):
+    """Whatever OCR reads (any script, debris, casing): a clash is a word some catalog product names, and
+    never one the top hit's own text names, so the pack's text can withhold trust but never create it."""
+    known = vocabulary([{"listing_id": "1", "title": "God Morgon Orange Juice"},
+                        {"listing_id": "2", "title": "Golden Delicious", "category": "Apple"}])
+    found = clashes(read, title, known)
+    assert found <= set(known) and not found & words(title)
+    assert clashes([*read, title], title, known) == found  # reading the hit's own name adds nothing
 
 
 def test_aggregate_scores_products_over_all_photos():
