@@ -101,11 +101,16 @@ def fit(records: Records, seed: int = 0) -> IndexModel:
 
 
 def _fit_category(model: IndexModel, held: dict[str, Any], report: dict[str, Any]) -> None:
-    """The category's two calibrations (whether to offer a guess, the stated confidence) and its report."""
+    """The category's two calibrations and its report. Whether to offer a guess is learned from the
+    held-out photos whose category the rest of the catalog had; the stated confidence from all of them
+    (a rare category's photo, held out, is voted into another: what its seller meets) and from the
+    photos scored with their category hidden."""
     ok = np.array(held["cat_ok"], dtype=float)
+    present = np.array(held["cat_present"], dtype=bool)
     report["category_vote"] = "knn+probe" if "category" in model.probes else "knn"
     report["held_out_category_acc"] = round(float(ok.mean()), 4)
-    model.category = fit_rate(np.array(held["cat"]), ok)
+    if present.any():  # whether to offer a guess: judged where the catalog (the rest) had the photo's category
+        model.category = fit_rate(np.array(held["cat"])[present], ok[present])
     report["held_out_category_bands"] = _by_band(held["cat_class"], ok, report["photos_per"]["category"])
     model.category_typical = _typical(held["cat"], held["cat_winner"], ok)
     stated = [[share, s1, model.below_typical(w, s1)] for (share, s1), w in zip(held["cat"], held["cat_winner"],
@@ -130,7 +135,7 @@ def _cross_fit(records: Records, kind: str, rng: np.random.Generator) -> dict[st
     photo's near-duplicates (`near_duplicates`: the same shot) are hidden from it, so it is scored as
     a new seller photo would be. Each held-out photo is scored a second time with its whole category
     hidden: a photo of a category the catalog lacks, which the stated confidence must not trust."""
-    out: dict[str, Any] = {"gate": [], "top_ok": [], "cat": [], "cat_ok": [],
+    out: dict[str, Any] = {"gate": [], "top_ok": [], "cat": [], "cat_ok": [], "cat_present": [],
                            "cat_class": [], "cat_open": [], "cat_open_class": [],
                            "cat_winner": [], "cat_open_winner": [], "attr": defaultdict(list)}
     n = len(records.vectors)
@@ -193,6 +198,7 @@ def _score_category(out: dict[str, Any], kind: str, row: np.ndarray, i: int, s1:
     winner, share = blend_category(knn, probe, category_probe_weight(kind))
     out["cat"].append([share, s1])
     out["cat_ok"].append(winner == categories[i])
+    out["cat_present"].append(bool(np.any((categories[train] == categories[i]) & (row > HIDDEN))))
     out["cat_class"].append(categories[i])
     out["cat_winner"].append(winner)
     elsewhere = np.where(categories[train] == categories[i], HIDDEN, row)
