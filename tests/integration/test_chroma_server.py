@@ -72,6 +72,24 @@ def test_the_model_is_versioned_on_the_server_and_swapped_whole(server_index):
     assert reader.model().count == writer.count() == 324 and reader.model().collection == writer.model().collection
 
 
+def test_a_model_larger_than_one_request_is_written_in_parts_and_read_back_whole(server_index, monkeypatch):
+    """`chroma run` refuses a request over 40 MiB ('Payload too large'); a 100k catalog's model is tens of
+    MB. Shrunk here: chunks of 100 kB, 2 a request, so the sample's ~1 MB model takes several requests."""
+    from ipl_tools.catalog import chroma_server
+
+    monkeypatch.setattr(chroma_server, "CHUNK_BYTES", 100_000)
+    monkeypatch.setattr(chroma_server, "CHUNKS_PER_REQUEST", 2)
+    writer = Catalog(server_index, create=True)
+    assert writer.server is not None
+    model = writer.model()
+    writer.server.save(model)
+    pointer = writer.server.pointer()
+    assert pointer is not None and pointer["chunks"] > 2 * 2
+    again = Catalog(server_index).model()
+    assert again.collection == model.collection and again.category_stated == model.category_stated
+    assert again.words == model.words and (again.mean == model.mean).all()
+
+
 def take(store: ServerModelStore, got: list[float]) -> None:
     with store.locked():
         got.append(time.time())

@@ -31,6 +31,9 @@ from ipl_tools.catalog.model import MODEL_FILE, IndexModel
 CHUNK_BYTES = 1_000_000
 """Raw model bytes per record (base64 in a metadata string: Chroma indexes documents for full-text
 search, ~20x slower to write than metadata)."""
+CHUNKS_PER_REQUEST = 8
+"""Chunks written per request: ~11 MB of base64, under `chroma run`'s 40 MiB payload limit (a 100k-photo
+catalog's model, with its colour table, is tens of MB)."""
 LEASE_S = 30.0
 """A writer's lease lasts this long unless renewed (every third of it): a writer that died frees the
 index within LEASE_S."""
@@ -141,8 +144,10 @@ class ServerModelStore:
         version = 1 + (int(pointer["version"]) if pointer else 0)
         chunks = [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)] or [b""]
         ids = [f"v{version}:{i}" for i in range(len(chunks))]
-        self.collection.upsert(ids=ids, embeddings=[[1.0]] * len(ids),
-                               metadatas=[{"version": version, "chunk": base64.b64encode(c).decode()} for c in chunks])
+        for start in range(0, len(chunks), CHUNKS_PER_REQUEST):  # a request stays under the server's payload limit
+            part = slice(start, start + CHUNKS_PER_REQUEST)
+            self.collection.upsert(ids=ids[part], embeddings=[[1.0]] * len(ids[part]), metadatas=[
+                {"version": version, "chunk": base64.b64encode(c).decode()} for c in chunks[part]])
         self.collection.upsert(ids=[POINTER], embeddings=[[1.0]], metadatas=[{
             "version": version, "chunks": len(chunks), "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}])
         self.collection.delete(where={"version": {"$lte": version - KEPT_VERSIONS}})
