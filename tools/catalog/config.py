@@ -19,7 +19,7 @@ class LearnConfig:
     # Held-out category cases the calibrations want: a fold after the first is scored with probes fitted
     # without it while there are fewer. A small catalog's calibration otherwise rests on a fifth of its
     # photos, and a long-tailed one's on a handful of rare-category photos (its head stated with certainty
-    # where a rare product is voted into it); a large catalog's first fold already holds this many.
+    # where a rare product is voted into it); a large catalog (800 held-out photos a fold) reaches it in two.
     min_category_cases: int = 1000
     vote_k: int = 10  # product hits that vote on the category and attributes
     vote_power: float = 8.0  # a hit votes with weight sim**power: the nearest hits decide, far ones barely count
