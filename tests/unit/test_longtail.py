@@ -13,7 +13,7 @@ from ipl_graph.face.evaluate import CONFIDENT, figures, longtail, reliability
 from ipl_graph.policies import Templates
 from ipl_tools.catalog.calibration import balance_weights, with_open
 from ipl_tools.catalog.config import LEARN
-from ipl_tools.catalog.fit import as_records, fit
+from ipl_tools.catalog.fit import _cross_fit, as_records, fit
 from ipl_tools.catalog.health import health_lines
 from ipl_tools.catalog.model import IndexModel
 from ipl_tools.catalog.probe import PRIOR_SMOOTHING, fit_probe, fit_probes
@@ -141,3 +141,17 @@ def test_the_vote_corrects_for_how_many_photos_a_category_has():
     many = corrected(votes, {"Apple": 283, "Lemon": 250})  # categories with many photos: barely moved
     assert many["Lemon"] == pytest.approx(0.2, abs=0.002)
     assert corrected(votes, None) == votes and corrected({}, {"Apple": 1}) == {}
+
+
+def test_a_small_catalog_scores_every_photo_and_offers_no_guess_learned_from_a_lost_category():
+    """Under `min_category_cases`, every fold is scored, not the first alone; a held-out photo whose
+    category has no other photo is marked absent, so the offer calibration leaves it to the stated one."""
+    sizes = {"Apple": 60, **{f"tail{k}": 6 for k in range(6)}, **{f"one{k}": 1 for k in range(5)}}
+    x, y = clusters(sizes, spread=1.0)
+    metas = [{"listing_id": f"r{i}", "category": c, "spu": "", "attributes": "{}"} for i, c in enumerate(y)]
+    held = _cross_fit(as_records([f"r{i}#0" for i in range(len(y))], x, metas), "category",
+                      np.random.default_rng(0))
+    assert len(held["cat"]) == len(y) < LEARN.min_category_cases  # 101 cases; the first fold alone had ~20
+    absent = {c for c, present in zip(held["cat_class"], held["cat_present"], strict=True) if not present}
+    assert absent == {f"one{k}" for k in range(5)}
+    assert not any(ok for c, ok in zip(held["cat_class"], held["cat_ok"], strict=True) if c in absent)
