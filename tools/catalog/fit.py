@@ -198,10 +198,11 @@ def _score_category(out: dict[str, Any], kind: str, row: np.ndarray, i: int, s1:
     winner, share = blend_category(knn, probe, category_probe_weight(kind))
     out["cat"].append([share, s1])
     out["cat_ok"].append(winner == categories[i])
-    out["cat_present"].append(bool(np.any((categories[train] == categories[i]) & (row > HIDDEN))))
+    own = categories[train] == categories[i]
+    out["cat_present"].append(bool(np.any(own & (row > HIDDEN))))
     out["cat_class"].append(categories[i])
     out["cat_winner"].append(winner)
-    elsewhere = np.where(categories[train] == categories[i], HIDDEN, row)
+    elsewhere = np.where(own, HIDDEN, row)
     other = [(s, categories[train[j]]) for s, _, j in best_per_group(elsewhere, groups[train], LEARN.vote_k)]
     if other:
         rest = {c: p for c, p in (probe or {}).items() if c != categories[i]}
