@@ -632,19 +632,22 @@ class Catalog:
         is read; Chroma's errors then mean "read the model again", not a damaged index."""
         from chromadb.errors import ChromaError
 
+        name = getattr(collection, "name", "?")
         with self._reading():
             try:
                 result = collection.query(query_embeddings=vectors, n_results=n, include=["metadatas", "distances"])
             except ChromaError:
                 if swappable:
-                    raise CollectionSwappedError(getattr(collection, "name", "?")) from None
+                    raise CollectionSwappedError(name) from None
                 raise
         metadatas, distances = result["metadatas"] or [], result["distances"] or []
         if len(metadatas) != len(vectors) or any(
             metas is None or dists is None or any(m is None for m in metas)
             for metas, dists in zip(metadatas, distances, strict=True)
-        ):  # a refit dropped the collection while it was read: the rows are gone, not empty
-            raise CollectionSwappedError(getattr(collection, "name", "?"))
+        ):  # rows read back as nothing: a refit dropped a learned collection meanwhile, else the index is damaged
+            if swappable:
+                raise CollectionSwappedError(name)
+            raise IndexDamagedError(self._damaged(f"collection {name} returned rows without their data"))
         return [
             [(1.0 - float(d), dict(m)) for m, d in zip(metas, dists, strict=True)]
             for metas, dists in zip(metadatas, distances, strict=True)
