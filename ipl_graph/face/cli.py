@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -117,6 +118,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ipl_graph.policies import load_policy
+    from ipl_tools.catalog.chroma_server import is_url
     from ipl_tools.catalog.index import FIT_SAMPLE, Catalog, build_catalog, read_listings
     from ipl_tools.catalog.ray_index import RayConfig
 
@@ -138,6 +140,10 @@ def cmd_index(args: argparse.Namespace) -> int:
         f" {catalog.count()} images in {args.index}" + ("; learned model fitted" if report.fitted else ""),
         file=sys.stderr,
     )
+    if report.added and not is_url(args.index):
+        from ipl_graph.face import worker
+
+        worker.start_after_index(os.path.abspath(args.index), args.embedder)
     if catalog.count():
         from ipl_tools.catalog.health import health_lines
 
@@ -165,8 +171,10 @@ def cmd_list(args: argparse.Namespace) -> int:
     elif not (Path(args.index) / "chroma.sqlite3").exists():  # else: degraded, image-only
         raise IndexMissingError(f"no catalog index at {args.index}; build one with `ipl index LISTINGS.jsonl --index"
                                 f" {args.index}`")
-    context = Context(
-        index_dir=args.index, policy=args.policy, generator=args.generator, model=args.model,
+    context = Context(  # paths made whole: a warm worker serves many folders, and its backends are keyed on them
+        index_dir=args.index if is_url(args.index) else os.path.abspath(args.index),
+        policy=os.path.abspath(args.policy) if Path(args.policy).suffix in {".yaml", ".yml"} else args.policy,
+        generator=args.generator, model=args.model,
         base_url=args.base_url, generate_timeout_s=args.timeout, embedder=args.embedder,
     )
     inputs = InputState(photos=args.photos, hint=args.hint, lang=args.lang)
@@ -302,7 +310,7 @@ def main(argv: list[str] | None = None, worker: bool | None = None) -> int:
         if worker and args.command == "list" and args.generator == "template" and not args.no_worker:
             from ipl_graph.face import worker as warm
 
-            code = warm.run_list(sys.argv[1:], sys.stdout, sys.stderr)
+            code = warm.run_list(sys.argv[1:], sys.stdout, sys.stderr) if warm.wanted() else None
             if code is not None:
                 return code
         return COMMANDS[args.command](args)

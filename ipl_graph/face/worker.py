@@ -5,7 +5,11 @@ OCR, nudity and image models takes seconds. The `ipl` command therefore sends `i
 process over a Unix socket, and starts one when none answers. The user never sees it:
 
 - started on demand, detached, one per (environment prefix, interpreter, IPL source, settings): code or settings
-  that change get a new worker, never a stale one;
+  that change get a new worker, never a stale one; an `ipl index` at a terminal starts one that
+  warms up on the index it wrote, so the first listing after it is a warm one too (IPL_WORKER=1:
+  also without a terminal; IPL_WORKER=0: no worker at all);
+- index and policy paths reach it whole (the client's folder joined), so folders whose indexes share
+  a relative name (the default `.ipl-index`) each get their own;
 - one request at a time, each run as the command would run it here (the client's folder, its
   arguments, its stdout and stderr streamed back, its exit code): concurrent commands queue;
 - an index another process changed (`ipl index`) since the worker read it: the worker hands the
@@ -108,24 +112,73 @@ def _start_lock(path: Path) -> Iterator[None]:
 
 
 def _start(path: Path) -> socket.socket | None:
-    """Start a worker (one client at a time does) and wait until it answers."""
+    """Start a worker (one client at a time does; one `ipl index` started is waited for) and wait
+    until it answers."""
     with _start_lock(path):
         conn = _connect(path)
         if conn is not None:
             return conn
-        path.unlink(missing_ok=True)
-        with open(path.with_suffix(".log"), "ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "ipl_graph.face.worker", str(path)], stdin=subprocess.DEVNULL, stdout=log,
-                stderr=log, start_new_session=True, close_fds=True,
-            )
+        pid = _starting(path) or _spawn(path)
         deadline = time.monotonic() + START_S
-        while time.monotonic() < deadline and proc.poll() is None:
+        while time.monotonic() < deadline and _alive(pid):
             conn = _connect(path)
             if conn is not None:
                 return conn
             time.sleep(0.05)
         return None
+
+
+def _spawn(path: Path, *warm_args: str) -> int:
+    """Start a worker detached (warming up first, with `warm_args`: index folder and embedder); its pid."""
+    path.unlink(missing_ok=True)
+    with open(path.with_suffix(".log"), "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ipl_graph.face.worker", str(path), *warm_args], stdin=subprocess.DEVNULL,
+            stdout=log, stderr=log, start_new_session=True, close_fds=True,
+        )
+    path.with_suffix(".pid").write_text(str(proc.pid))
+    return proc.pid
+
+
+def _starting(path: Path) -> int | None:
+    """The pid of a worker started for `path` that is still warming up (not answering yet)."""
+    with contextlib.suppress(OSError, ValueError):
+        pid = int(path.with_suffix(".pid").read_text())
+        if _alive(pid):
+            return pid
+    return None
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` is a running worker (not another process that got its number, not a zombie)."""
+    with contextlib.suppress(OSError):
+        return b"ipl_graph.face.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    if Path("/proc").is_dir():
+        return False
+    try:  # no /proc (macOS): the pid alone
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def wanted() -> bool:
+    """Whether `ipl list` goes through a worker: yes unless IPL_WORKER=0."""
+    return os.environ.get("IPL_WORKER", "") != "0"
+
+
+def start_after_index(index: str, embedder: str) -> None:
+    """After `ipl index` wrote `index`: a fresh worker warms up on it in the background, so the
+    listing that usually follows is a warm one. Only where someone is at a terminal (stderr), or
+    with IPL_WORKER=1: scripts and test suites do not leave ~0.7 GB behind for minutes."""
+    setting = os.environ.get("IPL_WORKER", "")
+    if setting == "0" or (setting != "1" and not sys.stderr.isatty()):
+        return
+    path = socket_path()
+    stop()  # a worker that read this index before would only hand the next request back
+    with _start_lock(path):
+        if _connect(path) is None and _starting(path) is None:
+            _spawn(path, index, embedder)
 
 
 def _request(conn: socket.socket, argv: list[str], out: TextIO, err: TextIO) -> int | None:
@@ -195,8 +248,10 @@ class Worker:
         self.stamps: dict[str, tuple] = {}
         self.inode = -1
 
-    def serve(self) -> None:
-        warm()
+    def serve(self, index: str | None = None, embedder: str = "efficientnet-lite0") -> None:
+        warm(index, embedder)
+        if index:
+            self.stamps[os.path.realpath(index)] = index_stamp(index)
         server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
         tmp.unlink(missing_ok=True)
@@ -291,8 +346,9 @@ def index_stamp(index: str) -> tuple:
     return tuple(sorted(stamps))
 
 
-def warm() -> None:
-    """Import and load what a default listing uses, so the first request is as fast as the rest."""
+def warm(index: str | None = None, embedder: str = "efficientnet-lite0") -> None:
+    """Import and load what a default listing uses, so the first request is as fast as the rest;
+    given an index, list a generated photo from it (the catalog opened, every lazy load done)."""
     from ipl_graph import plugins, taming
 
     taming.apply()
@@ -306,12 +362,29 @@ def warm() -> None:
         moderate_stream.guard()
         with taming.without(*taming.JSONSCHEMA_EXTRAS):
             import chromadb  # noqa: F401
+        if index:
+            _list_a_generated_photo(index, embedder)
+
+
+def _list_a_generated_photo(index: str, embedder: str) -> None:
+    import tempfile
+
+    from PIL import Image
+
+    from ipl_graph.context import Context
+    from ipl_graph.graph import graph
+    from ipl_graph.state import InputState
+
+    with tempfile.TemporaryDirectory(prefix="ipl-warm-") as tmp:
+        photo = Path(tmp) / "warm.jpg"
+        Image.linear_gradient("L").convert("RGB").save(photo)
+        graph.invoke(InputState(photos=[str(photo)]), context=Context(index_dir=index, embedder=embedder))
 
 
 def main() -> None:
     path = Path(sys.argv[1])
     worker = Worker(path)
-    worker.serve()
+    worker.serve(*sys.argv[2:4])
 
 
 if __name__ == "__main__":
