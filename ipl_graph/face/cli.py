@@ -30,6 +30,8 @@ def _parser() -> argparse.ArgumentParser:
                        " Data on the cluster at ADDRESS (HOST:6379, ray://HOST:10001), or a local one without it"
                        " (needs the ray extra)")
     index.add_argument("--workers", type=int, help="embedding workers for --ray (default: one per CPU)")
+    index.add_argument("--refit", action="store_true", help="refit the learned model even where the rows added"
+                       " could be projected by it as it is (at most 10%% more photos since its last fit)")
     index.add_argument("--fit-sample", type=int, help="fit the learned model on at most N catalog photos, a seeded"
                        " sample beyond (default: 100000)")
 
@@ -129,7 +131,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     catalog = Catalog(args.index, args.embedder, create=True, fit_sample=args.fit_sample or FIT_SAMPLE)  # before
     with tqdm(total=len(rows), unit="listing", desc="indexing", file=sys.stderr) as bar:  # the bar: errors one line
         catalog, report = build_catalog(catalog, rows, embedder=args.embedder, policy=policy, progress=bar.update,
-                                        ray=ray)
+                                        ray=ray, refit=args.refit)
     for problem in unread + report.bad:
         print(f"skipped {problem}", file=sys.stderr)
     for row_id, reason in report.quarantined:
@@ -137,7 +139,8 @@ def cmd_index(args: argparse.Namespace) -> int:
     print(
         f"added {report.added} images, {report.skipped_existing} already indexed,"
         f" {len(unread) + len(report.bad)} skipped, {len(report.quarantined)} quarantined;"
-        f" {catalog.count()} images in {args.index}" + ("; learned model fitted" if report.fitted else ""),
+        f" {catalog.count()} images in {args.index}" + ("; learned model fitted" if report.fitted else "")
+        + ("; added to the learned model as it is (--refit to refit it)" if report.extended else ""),
         file=sys.stderr,
     )
     if report.added and not is_url(args.index):

@@ -43,6 +43,11 @@ class LearnConfig:
     # Raw cosine above which two photos of one product are taken for the same shot (hidden from each
     # other when the calibrations are fitted).
     near_duplicate: float = 0.9
+    # Growth of the catalog (photos added since the last full fit, as a share of it) up to which `ipl
+    # index` projects new photos by the model as it is instead of refitting it (rows of a category the
+    # model lacks always refit): adding a day's listings runs at the embedder's pace, and the model
+    # learns them at the next refit (`ipl index --refit` forces one).
+    refit_growth: float = 0.1
     batch: int = 256  # held-out photos scored at a time: a (batch, catalog) similarity matrix bounds the memory
     ranked_groups: int = 50  # products ranked per held-out photo, from its `ranked_groups * 4` nearest photos
     min_attribute_cases: int = 30  # held-out cases an attribute's calibration needs to be fitted at all

@@ -42,6 +42,7 @@ from ipl_graph.errors import IndexDamagedError, IndexMissingError, PhotoError, U
 from ipl_graph.schemas import Neighbour, Photo
 from ipl_graph.taming import chromadb_imports
 from ipl_tools.catalog.chroma_server import ServerIndex, ServerModelStore, connect, is_url
+from ipl_tools.catalog.config import LEARN
 from ipl_tools.catalog.fit import Records, as_records
 from ipl_tools.catalog.fit import fit as learn_fit
 from ipl_tools.catalog.model import MODEL_FILE, IndexModel
@@ -72,7 +73,7 @@ SEGMENT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 def build_catalog(
     location: str | Path | Catalog, rows: Iterable[dict[str, Any]], *, embedder: str = "efficientnet-lite0",
     policy: Policy | None = None, progress: Callable[[int], None] = lambda n: None, ray: RayConfig | None = None,
-    fit_sample: int = FIT_SAMPLE,
+    fit_sample: int = FIT_SAMPLE, refit: bool = False,
 ) -> tuple[Catalog, IndexReport]:
     """The one way to build (or add to) a catalog index: rows embedded by `embedder` (on a Ray
     cluster with `ray`) and checked against `policy` (default: the default policy), then the
@@ -82,7 +83,7 @@ def build_catalog(
     catalog = location if isinstance(location, Catalog) else Catalog(location, embedder, create=True,
                                                                        fit_sample=fit_sample)
     embed = None if ray else plugins.get("embedder", embedder).embed  # with ray, each worker loads its own
-    return catalog, catalog.add_listings(rows, embed, policy, progress=progress, ray=ray)
+    return catalog, catalog.add_listings(rows, embed, policy, progress=progress, ray=ray, refit=refit)
 
 
 def read_listings(path: str | Path, problems: list[str] | None = None) -> Iterator[dict[str, Any]]:
@@ -197,6 +198,8 @@ class IndexReport:
     """(row id, why) of rows the trust boundary kept out of the index."""
     fitted: bool = False
     """Whether the learned model was refitted (rows were added, or an earlier fit had not finished)."""
+    extended: bool = False
+    """Whether the rows added were projected by the model as it was, not refitted (`Catalog._extend`)."""
 
 
 class Catalog:
@@ -213,6 +216,7 @@ class Catalog:
         self.server: ServerModelStore | None = None
         self._model: IndexModel | None = None
         self._model_stamp: Any = None
+        self._written: list[str] = []  # ids `write` added in this `add_listings`
         self._location = str(directory) if is_url(directory) else str(Path(directory))
         if is_url(directory):
             self._open_server(ServerIndex.parse(str(directory)), create)
@@ -360,11 +364,14 @@ class Catalog:
         batch: int = 64,
         progress: Callable[[int], None] = lambda n: None,
         ray: RayConfig | None = None,
+        refit: bool = False,
     ) -> IndexReport:
         """Add listings not yet in the index (rows the trust boundary refuses are quarantined,
         unreadable images reported and skipped), then refit what the index learns from its catalog
-        when rows were added or an earlier fit did not finish. `policy` defaults to the default one.
-        With `ray`, photos are read and embedded on a Ray cluster by `self.embedder` (`embed` unused)."""
+        when rows were added or an earlier fit did not finish; a few rows added to a fitted catalog
+        are projected by its model instead (`_extend`), unless `refit`. `policy` defaults to the
+        default one. With `ray`, photos are read and embedded on a Ray cluster by `self.embedder`
+        (`embed` unused)."""
         from ipl_graph.policies import load_policy
         from ipl_tools.trust import row_problem
 
@@ -380,6 +387,7 @@ class Catalog:
                 kept[str(row["id"])] = row
                 continue
             progress(1)
+        self._written = []
         with self._locked():
             if ray is not None:
                 from ipl_tools.catalog.ray_index import add_new
@@ -389,7 +397,9 @@ class Catalog:
                 raise TypeError("add_listings needs `embed` without `ray`")
             else:
                 self._add_new(list(kept.values()), embed, policy, batch, progress, report)
-            if self.count() and (report.added or self._stale()):
+            if report.added and not refit and self._extend(self._written):
+                report.extended = True
+            elif self.count() and (report.added or self._stale()):
                 self._refit()
                 report.fitted = True
         return report
@@ -435,6 +445,45 @@ class Catalog:
         """Add embedded photos (metadata: the listing's and the photo's `image` path); the caller holds the lock."""
         with self._reading():
             self.collection.add(ids=ids, embeddings=vectors, metadatas=metas)  # type: ignore[arg-type]
+        self._written.extend(ids)
+
+    def _extend(self, ids: list[str]) -> bool:
+        """Project the photos `ids` (just added) by the saved model into its learned collection, and
+        count them in it, instead of refitting: where the catalog has grown by no more than
+        `LEARN.refit_growth` since the model's last full fit and they bring no category it lacks.
+        The probes and calibrations stay those of the fit (the new photos are found, voted and
+        extracted from, not learned from) until a later `ipl index` passes the growth and refits.
+        Whether it did; the caller holds the lock."""
+        try:
+            model = self._load_model()
+        except MODEL_ERRORS:
+            return False
+        count = self.count()
+        fitted = int(model.report.get("fitted_count", 0)) if model else 0
+        if model is None or count > fitted * (1 + LEARN.refit_growth) or model.collection not in self._learned_names():
+            return False
+        with self._reading():
+            rows = self.collection.get(ids=ids, include=["embeddings", "metadatas"])
+        known = model.category_photos
+        metas = [dict(m) for m in rows["metadatas"] or []]
+        if any(m.get("category") and m["category"] not in known for m in metas):
+            return False  # a category the model never saw: the probes and votes must learn it
+        vectors = np.asarray(rows["embeddings"], dtype=np.float32)
+        with self._reading():
+            learned = self._collection(model.collection)
+            step = self.client.get_max_batch_size()
+            projected = model.project(vectors)
+            for start in range(0, len(rows["ids"]), step):
+                learned.add(ids=rows["ids"][start : start + step], embeddings=projected[start : start + step],
+                            metadatas=metas[start : start + step])  # type: ignore[arg-type]
+        model.count = count
+        if self.server:
+            with self._reading():
+                self.server.save(model)
+        else:
+            model.save(self.directory)
+        self._model, self._model_stamp = model, self._stamp()
+        return True
 
     def _stale(self) -> bool:
         """Whether the saved model is missing, unreadable, of another format, fitted on another
@@ -512,6 +561,7 @@ class Catalog:
             raise IndexMissingError(f"the catalog index at {self.location} is empty; add listings with `ipl index`")
         model = learn_fit(records)
         count = self.count()
+        model.report["fitted_count"] = count  # photos at this full fit: `_extend` measures growth from it
         if len(records.ids) < count:  # fitted on a sample: the model still describes the whole catalog
             model.count = count
             model.report["fit_sample"] = len(records.ids)
