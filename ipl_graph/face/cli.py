@@ -95,6 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=int, default=0, help="seed of the --longtail subsample (default: 0)")
     ev.add_argument("--generator", default="template", help="writer to measure: template, transformers, openai")
     ev.add_argument("--model", default="", help="model folder or name for --generator transformers/openai")
+    ev.add_argument("--embedder", default="efficientnet-lite0",
+                    help="image embedder to index and list with (default: efficientnet-lite0; or -int8)")
 
     sft = sub.add_parser("sft-data", help="build instruction data (three types + tasks) from listings, cleaned")
     sft.add_argument("listings", nargs="+", metavar="LISTINGS.jsonl")
@@ -261,7 +263,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from ipl_graph.face.evaluate import evaluate, write_report
 
     report, details = evaluate(args.catalog, args.queries, args.index, args.limit, args.ablation, args.policy,
-                               args.seed if args.longtail else None, args.generator, args.model)
+                               args.seed if args.longtail else None, args.generator, args.model, args.embedder)
     written = write_report(report, args.out, details)
     print(json.dumps(report, indent=2))
     print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)

@@ -390,13 +390,13 @@ def longtail(catalog_rows: list[dict[str, Any]], queries: list[dict[str, Any]], 
 # --- the command -------------------------------------------------------------------------------
 
 
-def build_index(rows: list[dict[str, Any]], index_dir: str) -> None:
+def build_index(rows: list[dict[str, Any]], index_dir: str, embedder: str = "efficientnet-lite0") -> None:
     from tqdm import tqdm
 
     from ipl_tools.catalog.index import build_catalog
 
     with tqdm(total=len(rows), unit="listing", desc="indexing", file=sys.stderr) as bar:
-        catalog, _ = build_catalog(index_dir, rows, progress=bar.update)
+        catalog, _ = build_catalog(index_dir, rows, embedder=embedder, progress=bar.update)
     catalog.model()  # fitted now, not inside the first timed query
 
 
@@ -415,7 +415,7 @@ def ablation_policy(policy_name: str, overrides: dict[str, float], folder: Path)
 def evaluate(
     catalog_path: str, queries_path: str | None = None, index_dir: str | None = None, limit: int | None = None,
     ablation: bool = False, policy: str = "default", longtail_seed: int | None = None,
-    generator: str = "template", model: str = "",
+    generator: str = "template", model: str = "", embedder: str = "efficientnet-lite0",
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """(the figures, one line of details per query). With `longtail_seed`, the catalog is first made
     long-tailed and some products are left out of it (`longtail`)."""
@@ -433,9 +433,9 @@ def evaluate(
     _check_disjoint(catalog_rows, queries)
     with tempfile.TemporaryDirectory(prefix="ipl-eval-") as tmp:
         index = index_dir or str(Path(tmp) / "index")
-        build_index(catalog_rows, index)
+        build_index(catalog_rows, index, embedder)
         vocab = Vocabulary([*catalog_rows, *queries])
-        context = Context(index_dir=index, policy=policy, generator=generator, model=model)
+        context = Context(index_dir=index, policy=policy, generator=generator, model=model, embedder=embedder)
         run_query(catalog_rows[0], context)  # warm models, on a photo no query shares
         runs = run_all(queries, context, "listing")
         report = figures(queries, runs, load_policy(policy), vocab, catalog_rows, open_ids)
@@ -447,7 +447,8 @@ def evaluate(
             report["ablation"] = {}
             for name, overrides in ABLATION.items():
                 path = ablation_policy(policy, overrides, Path(tmp))
-                runs = run_all(queries, Context(index_dir=index, policy=path, generator=generator, model=model), name)
+                runs = run_all(queries, Context(index_dir=index, policy=path, generator=generator, model=model,
+                                                embedder=embedder), name)
                 report["ablation"][name] = figures(queries, runs, load_policy(path), vocab, catalog_rows, open_ids)
     return report, report_details
 
