@@ -176,7 +176,7 @@ def test_a_killed_fit_is_finished_by_ipl_index_not_by_a_reader(index, tmp_path, 
         raise KeyboardInterrupt
 
     monkeypatch.setattr(index_module, "learn_fit", killed)
-    assert ipl(capsys, "index", str(listings), "--index", str(index))[0] == 130
+    assert ipl(capsys, "index", str(listings), "--index", str(index), "--refit")[0] == 130  # a refit, not a projection
     monkeypatch.undo()
     before = ipl_state(index)
     degraded = degraded_listing(capsys, index)
@@ -194,7 +194,7 @@ def test_concurrent_readers_write_nothing(index, built, tmp_path):
     listings = write_rows(tmp_path / "more.jsonl", sample_rows(12) + sample_rows(40)[1:2])
     kill = ("import sys; from ipl_tools.catalog import index; index.learn_fit = lambda r: sys.exit(9); "
             "from ipl_graph.face.cli import main; main(sys.argv[1:])")
-    assert subprocess.run([sys.executable, "-c", kill, "index", str(listings), "--index", str(stale)],
+    assert subprocess.run([sys.executable, "-c", kill, "index", str(listings), "--index", str(stale), "--refit"],
                           capture_output=True, timeout=300).returncode == 9
     for folder, stale_model in [(index, False), (stale, True)]:
         before = ipl_state(folder)
