@@ -170,7 +170,7 @@ def wanted() -> bool:
 def start_after_index(index: str, embedder: str) -> None:
     """After `ipl index` wrote `index`: a fresh worker warms up on it in the background, so the
     listing that usually follows is a warm one. Only where someone is at a terminal (stderr), or
-    with IPL_WORKER=1: scripts and test suites do not leave ~0.7 GB behind for minutes."""
+    with IPL_WORKER=1: scripts and test suites do not leave ~0.55 GB behind for minutes."""
     setting = os.environ.get("IPL_WORKER", "")
     if setting == "0" or (setting != "1" and not sys.stderr.isatty()):
         return
