@@ -55,6 +55,9 @@ def test_a_few_rows_are_projected_by_the_model_as_it_is(fitted):
     assert model.count == fitted.count() == fitted_count + photos == learned_count(fitted)
     assert model.collection == before.collection and model.report["fitted_count"] == fitted_count
     assert not fitted._stale()  # a reader takes the model as whole
+    category = new[0]["category"]
+    added = sum(len(r["images"]) for r in new if r["category"] == category)
+    assert model.category_photos[category] == before.category_photos[category] + added  # the vote's counts
     vectors = plugins.embedder("efficientnet-lite0").embed([resolve(new[0]["images"][0], load_policy().limits)])
     hits = fitted.nearest(vectors, 5, learned=True)[0]
     assert new[0]["id"] in {meta["listing_id"] for _, meta in hits}  # found among the learned photos

@@ -477,6 +477,12 @@ class Catalog:
                 learned.add(ids=rows["ids"][start : start + step], embeddings=projected[start : start + step],
                             metadatas=metas[start : start + step])  # type: ignore[arg-type]
         model.count = count
+        per = model.report.setdefault("photos_per", {})  # counted in the votes' prior correction and the health report
+        for kind, key in (("category", "category"), ("product", "spu")):
+            counts = per.setdefault(kind, {})
+            for m in metas:
+                if name := str(m.get(key) or (m["listing_id"] if kind == "product" else "")):
+                    counts[name] = counts.get(name, 0) + 1
         if self.server:
             with self._reading():
                 self.server.save(model)
