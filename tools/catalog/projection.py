@@ -35,13 +35,15 @@ def fit_lda(x: np.ndarray, labels: np.ndarray, reg: float = LEARN.lda_reg, max_d
     means /= counts[:, None]  # (C, r)
     resid = xc - means[inv]
     within = resid.T @ resid / len(x)  # (r, r)
-    between = (means.T * counts) @ means / len(x)  # (r, r)
     within += reg * np.trace(within) / dim * np.eye(len(within))
-    w, u = np.linalg.eigh(within)
-    whiten = u / np.sqrt(np.maximum(w, 1e-12))  # (r, r)
-    b, e = np.linalg.eigh(whiten.T @ between @ whiten)
-    keep = np.argsort(b)[::-1][: min(len(classes) - 1, max_dim)]
-    matrix = whiten @ e[:, keep]  # (r, d)
+    # The generalised eigenproblem between v = l within v, with v' within v = 1: whitened by the
+    # Cholesky factor (within = L L'), then solved as the SVD of the whitened, count-weighted class
+    # means (their Gram matrix is the whitened between scatter). The same directions, up to sign, as
+    # two full eigendecompositions, at a fraction of their time (a third of a catalog's fit before).
+    whiten = np.linalg.inv(np.linalg.cholesky(within)).T  # (r, r): whiten' within whiten = I
+    weighted = np.sqrt(counts / len(x))[:, None] * (means @ whiten)  # (C, r)
+    _, _, vt = np.linalg.svd(weighted, full_matrices=False)  # by singular value, largest first
+    matrix = whiten @ vt[: min(len(classes) - 1, max_dim)].T  # (r, d)
     if basis is not None:
         matrix = basis @ matrix  # (D, d)
     return mean.astype(np.float32), matrix.astype(np.float32)
