@@ -83,8 +83,7 @@ def fit(records: Records, seed: int = 0) -> IndexModel:
     held = _cross_fit(records, kind, rng)
     model.probes = fit_probes(records.vectors, _labels(records))
     report: dict[str, Any] = {"photos": len(records.vectors), "label_kind": kind, "held_out": len(held["top_ok"])}
-    report["photos_per"] = {"category": dict(Counter(str(c) for c in records.group("category") if c)),
-                            "product": dict(Counter(str(g) for g in records.group("spu")))}  # the health report
+    report["photos_per"] = photos_per(records)
     if held["top_ok"]:
         ok = np.array(held["top_ok"], dtype=float)
         report["held_out_identical@1"] = round(float(ok.mean()), 4)
@@ -98,6 +97,13 @@ def fit(records: Records, seed: int = 0) -> IndexModel:
     model.words = vocabulary(records.metas)
     model.report = report | {"fit_s": round(time.perf_counter() - started, 1)}
     return model
+
+
+def photos_per(records: Records) -> dict[str, dict[str, int]]:
+    """{"category": {category: photos}, "product": {spu group or listing: photos}}: the votes' prior
+    correction and the health report read them."""
+    return {"category": dict(Counter(str(c) for c in records.group("category") if c)),
+            "product": dict(Counter(str(g) for g in records.group("spu")))}
 
 
 def _fit_category(model: IndexModel, held: dict[str, Any], report: dict[str, Any]) -> None:

@@ -43,7 +43,7 @@ from ipl_graph.schemas import Neighbour, Photo
 from ipl_graph.taming import chromadb_imports
 from ipl_tools.catalog.chroma_server import ServerIndex, ServerModelStore, connect, is_url
 from ipl_tools.catalog.config import LEARN
-from ipl_tools.catalog.fit import Records, as_records
+from ipl_tools.catalog.fit import Records, as_records, photos_per
 from ipl_tools.catalog.fit import fit as learn_fit
 from ipl_tools.catalog.model import MODEL_FILE, IndexModel
 from ipl_tools.catalog.text import attributes_of
@@ -472,24 +472,33 @@ class Catalog:
         with self._reading():
             learned = self._collection(model.collection)
             step = self.client.get_max_batch_size()
-            projected = model.project(vectors)
-            for start in range(0, len(rows["ids"]), step):
-                learned.add(ids=rows["ids"][start : start + step], embeddings=projected[start : start + step],
-                            metadatas=metas[start : start + step])  # type: ignore[arg-type]
+        self._project_into(learned, model, rows["ids"], vectors, metas, step)
         model.count = count
-        per = model.report.setdefault("photos_per", {})  # counted in the votes' prior correction and the health report
-        for kind, key in (("category", "category"), ("product", "spu")):
+        per = model.report.setdefault("photos_per", {})
+        for kind, added in photos_per(as_records(rows["ids"], vectors, metas)).items():
             counts = per.setdefault(kind, {})
-            for m in metas:
-                if name := str(m.get(key) or (m["listing_id"] if kind == "product" else "")):
-                    counts[name] = counts.get(name, 0) + 1
+            for name, n in added.items():
+                counts[name] = counts.get(name, 0) + n
+        self._save(model)
+        self._model, self._model_stamp = model, self._stamp()
+        return True
+
+    def _project_into(self, learned: Any, model: IndexModel, ids: list[str], vectors: np.ndarray,
+                      metas: list[dict[str, Any]], step: int) -> None:
+        """Add photos to a learned collection, projected by `model`, `step` at a time."""
+        projected = model.project(vectors)  # (B, d)
+        with self._reading():
+            for start in range(0, len(ids), step):
+                learned.add(ids=ids[start : start + step], embeddings=projected[start : start + step],
+                            metadatas=metas[start : start + step])  # type: ignore[arg-type]
+
+    def _save(self, model: IndexModel) -> None:
+        """Save the model where readers look for it: from here on they read its collection."""
         if self.server:
             with self._reading():
                 self.server.save(model)
         else:
             model.save(self.directory)
-        self._model, self._model_stamp = model, self._stamp()
-        return True
 
     def _stale(self) -> bool:
         """Whether the saved model is missing, unreadable, of another format, fitted on another
@@ -580,16 +589,8 @@ class Catalog:
         pages = [(records.ids, records.vectors, records.metas)] if len(records.ids) == count else self.pages(step)
         del records
         for ids, vectors, metas in pages:
-            projected = model.project(vectors)  # (B, d)
-            with self._reading():
-                for start in range(0, len(ids), step):
-                    learned.add(ids=ids[start : start + step], embeddings=projected[start : start + step],
-                                metadatas=metas[start : start + step])  # type: ignore[arg-type]
-        if self.server:  # the swap: from here on readers go to the new collection
-            with self._reading():
-                self.server.save(model)
-        else:
-            model.save(self.directory)
+            self._project_into(learned, model, ids, vectors, metas, step)
+        self._save(model)  # the swap: from here on readers go to the new collection
         with self._reading():
             for name in before:
                 self.client.delete_collection(name)
