@@ -34,6 +34,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
+from ipl_graph import taming
+
 IDLE_S = 300.0
 """Seconds without a request before the worker exits: long enough for a seller's session of
 listings, short enough that ~0.5 GB is not held all day."""
@@ -69,9 +71,8 @@ def folder() -> Path:
 
 def socket_path() -> Path:
     """This interpreter's, this code's and this environment's worker socket."""
-    from ipl_graph.taming import DEFAULTS  # the CLI sets these: the same worker with or without them
-
-    env = {k: os.environ.get(k, DEFAULTS.get(k, "")) for k in ENV_KEYS}
+    # the CLI sets taming's defaults: the same worker with or without them
+    env = {k: os.environ.get(k, taming.DEFAULTS.get(k, "")) for k in ENV_KEYS}
     key = json.dumps([sys.prefix, os.path.realpath(sys.executable), _source_stamp(), env, os.getuid()])
     return folder() / f"{hashlib.sha256(key.encode()).hexdigest()[:16]}.sock"
 
@@ -249,8 +250,10 @@ class Worker:
         self.inode = -1
 
     def serve(self, index: str | None = None, embedder: str = "efficientnet-lite0") -> None:
+        taming.collector_paused()  # until the first listing is done: the warm one or the first request's
         warm(index, embedder)
         if index:
+            taming.settle()
             self.stamps[os.path.realpath(index)] = index_stamp(index)
         server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
@@ -294,6 +297,7 @@ class Worker:
                     stream.flush()
                     self._exit()
                 code = self._run(request, stream)
+                taming.settle()
                 self._remember(request)
                 self.last = time.monotonic()
             with contextlib.suppress(OSError):
@@ -349,7 +353,7 @@ def index_stamp(index: str) -> tuple:
 def warm(index: str | None = None, embedder: str = "efficientnet-lite0") -> None:
     """Import and load what a default listing uses, so the first request is as fast as the rest;
     given an index, list a generated photo from it (the catalog opened, every lazy load done)."""
-    from ipl_graph import plugins, taming
+    from ipl_graph import plugins
 
     taming.apply()
     import ipl_graph.graph  # noqa: F401

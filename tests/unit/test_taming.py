@@ -40,3 +40,19 @@ def test_guard_and_catalog_import_without_the_extras(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert out.stdout.split() == ["True", "False", "False"]
+
+
+def test_a_paused_collector_runs_again_after_the_cold_start_and_skips_what_it_made():
+    code = (
+        "import gc\n"
+        "from ipl_graph import taming\n"
+        "taming.collector_paused()\n"
+        "paused = not gc.isenabled()\n"
+        "made = [[i] for i in 100_000 * [0]]\n"
+        "taming.settle()\n"
+        "print(paused, gc.isenabled(), gc.get_freeze_count() >= len(made))\n"
+        "taming.settle()\n"  # a second settle (the worker's every request) changes nothing
+        "print(gc.isenabled())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.split() == ["True", "True", "True", "True"]
