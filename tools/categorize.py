@@ -1,13 +1,15 @@
 """categorize: the leaf category by similarity-weighted vote of the catalog's nearest products.
 
 Each product hit votes for its category with weight sim**8, and the shares are corrected for how
-many catalog photos each category has (`votes.corrected`); where the index has a category probe
-(`probe.py`, corrected alike), the vote's shares and the probe's probabilities are averaged. Two
+many catalog photos each category has (`votes.corrected`); where the index blends in a category
+probe (`probe.py`, corrected alike: catalogs without spu groups), the vote's shares and the probe's
+probabilities are averaged. Two
 calibrations learned on held-out catalog photos (`catalog/fit.py`) judge it: whether the guess is
 worth offering where the catalog has the seller's category (below the policy's
 `category_min_confidence` the graph abstains), and the confidence the listing states, which weighs
-every category alike and expects sellers with categories the catalog lacks (the text names the leaf
-only when it is high).
+every category alike, expects sellers with categories the catalog lacks, and is lowered for the
+head of a catalog that knows many categories by studio shots alone (`IndexModel.absorbed`; the text
+names the leaf only when it is high).
 """
 
 from __future__ import annotations

@@ -8,14 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ipl_graph.face.evaluate import CONFIDENT, figures, longtail, reliability
 from ipl_graph.policies import Templates
 from ipl_tools.catalog.calibration import balance_weights, with_open
 from ipl_tools.catalog.config import LEARN
-from ipl_tools.catalog.fit import _cross_fit, as_records, fit
+from ipl_tools.catalog.fit import _cross_fit, as_records, fit, unvouched
 from ipl_tools.catalog.health import health_lines
-from ipl_tools.catalog.model import IndexModel
+from ipl_tools.catalog.index import _metadata
+from ipl_tools.catalog.model import PHOTO_KINDS, IndexModel
 from ipl_tools.catalog.probe import PRIOR_SMOOTHING, fit_probe, fit_probes
 from ipl_tools.catalog.projection import l2
 from ipl_tools.catalog.votes import corrected
@@ -155,3 +158,40 @@ def test_a_small_catalog_scores_every_photo_and_offers_no_guess_learned_from_a_l
     absent = {c for c, present in zip(held["cat_class"], held["cat_present"], strict=True) if not present}
     assert absent == {f"one{k}" for k in range(5)}
     assert not any(ok for c, ok in zip(held["cat_class"], held["cat_ok"], strict=True) if c in absent)
+
+
+def test_a_category_known_by_studio_shots_alone_is_counted_where_the_catalog_has_seller_photos():
+    shop = [{"category": "Apple", "photo": "phone"}] * 5 + [{"category": "Avocado", "photo": "phone"}]
+    studio = [{"category": c, "photo": "catalog"} for c in ["Apple", "Avocado", "Lime", "Tomato"]]
+    metas = shop + studio + [{"category": "Kiwi", "photo": "catalog"}, {"category": "Kiwi", "photo": "seller"}]
+    assert unvouched(metas, [m["category"] for m in metas]) == 2.0  # Lime and Tomato; Kiwi has a seller photo
+    all_studio = [m | {"photo": "catalog"} for m in metas]  # a catalog of studio shots (sellers' too)
+    assert unvouched(all_studio, [m["category"] for m in all_studio]) == 0.0
+    unsaid = [{"category": m["category"]} for m in metas]  # rows that do not say what photo they are
+    assert unvouched(unsaid, [m["category"] for m in unsaid]) == 0.0
+
+
+def test_the_stated_confidence_is_lowered_for_the_head_of_a_catalog_that_cannot_vouch_for_its_tail():
+    """30 categories known by one studio shot each, and a head with most of the seller photos: a head
+    answer at 0.99 is mostly a stranger's photo taken by the head, a tail answer barely moves."""
+    model = IndexModel(count=330, label_kind="spu", mean=np.zeros(2), matrix=None, gate=[0.0, 10.0, 0.0])
+    categories = {"Apple": 283, "Avocado": 17, **{f"tail{k}": 1 for k in range(30)}}
+    model.report = {"photos_per": {"category": categories, "product": {"gala": 283}},
+                    "unvouched": {"category": 30.0, "product": 0.0}}
+    head = model.absorbed(0.99, "category", "Apple")
+    assert head == pytest.approx(1 / (1 + 0.01 / 0.99 + 30 * 283 / 330), abs=1e-4) and head < 0.05
+    assert 0.99 > model.absorbed(0.99, "category", "tail3") > 0.9
+    assert model.absorbed(0.0, "category", "Apple") == 0.0
+    model.report["unvouched"] = {"category": 0.0, "product": 0.0}  # every category has seller photos
+    assert model.absorbed(0.99, "category", "Apple") == 0.99
+    assert model.identity_probability(0.9, 0.2, "gala") == pytest.approx(1 / (1 + np.exp(-9.0)), abs=1e-4)
+    model.report = {}  # a model fitted before the count: as it was
+    assert model.absorbed(0.99, "category", "Apple") == 0.99
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.text(max_size=40), st.integers(), st.none(), st.sampled_from(["phone", "seller", "catalog"])))
+def test_a_catalog_row_says_what_photo_it_is_only_in_the_schemas_words(said):
+    """What a row says of its photo reaches the index only as one of the listing schema's kinds."""
+    meta = _metadata({"id": "r1", "category": "Apple", "photo": said})
+    assert meta["photo"] == (said if said in PHOTO_KINDS else "")

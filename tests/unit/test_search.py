@@ -174,7 +174,7 @@ def test_fit_calibrates_and_round_trips(tmp_path, monkeypatch):
     assert again.gate == model.gate and again.idf == model.idf
     assert again.probes.keys() == model.probes.keys() == {"category", "Brand"}
     assert np.allclose(again.probes["Brand"].weights, model.probes["Brand"].weights)
-    assert model.blends_category and "probe:Brand" in model.attributes
+    assert not model.blends_category and "probe:Brand" in model.attributes  # spu groups: the category is voted alone
     assert IndexModel.load(tmp_path / "nowhere") is None
     monkeypatch.setattr(learned, "MODEL_FORMAT", learned.MODEL_FORMAT + 1)
     assert IndexModel.load(tmp_path) is None  # saved by an earlier version: the index refits it

@@ -27,7 +27,7 @@ import numpy as np
 from ipl_tools.catalog.calibration import fit_rate, with_open
 from ipl_tools.catalog.config import LEARN
 from ipl_tools.catalog.health import band
-from ipl_tools.catalog.model import IndexModel
+from ipl_tools.catalog.model import SELLER_PHOTOS, STUDIO, IndexModel
 from ipl_tools.catalog.probe import Probe, blend_category, category_probe_weight, fit_probes
 from ipl_tools.catalog.projection import fit_lda, project
 from ipl_tools.catalog.text import attributes_of, idf, same, vocabulary
@@ -84,6 +84,8 @@ def fit(records: Records, seed: int = 0) -> IndexModel:
     model.probes = fit_probes(records.vectors, _labels(records))
     report: dict[str, Any] = {"photos": len(records.vectors), "label_kind": kind, "held_out": len(held["top_ok"])}
     report["photos_per"] = photos_per(records)
+    report["unvouched"] = {"category": unvouched(records.metas, records.group("category")),
+                           "product": unvouched(records.metas, records.group("spu")) if kind == "spu" else 0.0}
     if held["top_ok"]:
         ok = np.array(held["top_ok"], dtype=float)
         report["held_out_identical@1"] = round(float(ok.mean()), 4)
@@ -113,7 +115,7 @@ def _fit_category(model: IndexModel, held: dict[str, Any], report: dict[str, Any
     photos scored with their category hidden."""
     ok = np.array(held["cat_ok"], dtype=float)
     present = np.array(held["cat_present"], dtype=bool)
-    report["category_vote"] = "knn+probe" if "category" in model.probes else "knn"
+    report["category_vote"] = "knn+probe" if "category" in model.probes and model.category_probe_weight else "knn"
     report["held_out_category_acc"] = round(float(ok.mean()), 4)
     if present.any():  # whether to offer a guess: judged where the catalog (the rest) had the photo's category
         model.category = fit_rate(np.array(held["cat"])[present], ok[present])
@@ -219,6 +221,25 @@ def _score_category(out: dict[str, Any], kind: str, row: np.ndarray, i: int, s1:
         out["cat_open"].append([share, other[0][0]])
         out["cat_open_class"].append(categories[i])
         out["cat_open_winner"].append(other_winner)
+
+
+def unvouched(metas: list[dict[str, Any]], group: Any) -> float:
+    """How many of the catalog's classes (categories, or products: `group` of each photo) its
+    held-out photos cannot vouch for.
+
+    A catalog's rows say what kind of photo each is (`photo`: a studio shot, or a phone or home photo
+    as sellers take them). Where the catalog holds sellers' photos, a class it knows by studio shots
+    alone has none to hold out: how its sellers' photos are voted is unknown, and they look like the
+    seller photos the catalog is full of more than like a studio shot. Those classes are counted; a
+    catalog that does not say, or holds no seller photo, has none."""
+    studio: set[str] = set()
+    seller: set[str] = set()
+    for m, g in zip(metas, group, strict=True):
+        if g and m.get("photo") == STUDIO:
+            studio.add(str(g))
+        elif g and m.get("photo") in SELLER_PHOTOS:
+            seller.add(str(g))
+    return float(len(studio - seller)) if seller else 0.0
 
 
 def _by_band(classes: list[Any], right: np.ndarray, photos: dict[str, int]) -> dict[str, dict[str, Any]]:

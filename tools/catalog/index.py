@@ -45,7 +45,7 @@ from ipl_tools.catalog.chroma_server import ServerIndex, ServerModelStore, conne
 from ipl_tools.catalog.config import LEARN
 from ipl_tools.catalog.fit import Records, as_records, photos_per
 from ipl_tools.catalog.fit import fit as learn_fit
-from ipl_tools.catalog.model import MODEL_FILE, IndexModel
+from ipl_tools.catalog.model import MODEL_FILE, PHOTO_KINDS, IndexModel
 from ipl_tools.catalog.text import attributes_of
 from ipl_tools.photos import resolve
 
@@ -721,6 +721,7 @@ def _metadata(row: dict[str, Any]) -> dict[str, Any]:
         "attributes": json.dumps(row.get("attributes") or {}, ensure_ascii=False),
         "spu": row.get("spu") or "",
         "currency": row.get("currency") or "",
+        "photo": row["photo"] if row.get("photo") in PHOTO_KINDS else "",
     }
     if isinstance(row.get("price"), int | float):
         meta["price"] = float(row["price"])

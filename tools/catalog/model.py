@@ -16,10 +16,18 @@ from ipl_tools.catalog.probe import Probe, category_probe_weight
 from ipl_tools.catalog.projection import project
 
 MODEL_FILE = "ipl-model.npz"
-MODEL_FORMAT = 3
+MODEL_FORMAT = 4
 """Bumped when what a saved model means changes (2: the category blend's weights depend on the label kind;
-3: the category probe's prior correction and the stated category confidence); a model
+3: the category probe's prior correction and the stated category confidence; 4: no probe in the
+category blend of a catalog with spu groups, and the classes it cannot vouch for); a model
 saved in another format is refitted on load, from the catalog in the index."""
+
+
+STUDIO = "catalog"
+"""A catalog row's `photo` when it is a studio shot (the listing schema's `photo` field)."""
+SELLER_PHOTOS = ("phone", "seller")
+"""A catalog row's `photo` when sellers took it: in a shop with a phone, or at home."""
+PHOTO_KINDS = (STUDIO, *SELLER_PHOTOS)
 
 
 @dataclass
@@ -103,9 +111,10 @@ class IndexModel:
     def project(self, x: np.ndarray) -> np.ndarray:
         return project(x, self.mean, self.matrix)
 
-    def identity_probability(self, score: float, margin: float) -> float:
-        """P(the top hit is the identical product); 0 for a catalog that has no spu groups."""
-        return logistic(self.gate, score, margin) if self.gate else 0.0
+    def identity_probability(self, score: float, margin: float, product: str | None = None) -> float:
+        """P(the top hit, `product`, is the identical product); 0 for a catalog that has no spu
+        groups. Lowered for the sellers of products known by studio shots alone (`absorbed`)."""
+        return self.absorbed(logistic(self.gate, score, margin), "product", product) if self.gate else 0.0
 
     def category_confidence(self, category: str, share: float, score: float) -> tuple[float, float]:
         """(P(the category is right) where the catalog has the seller's category, the stated P(right)),
@@ -116,7 +125,25 @@ class IndexModel:
         closed = logistic(self.category, share, score) if self.category else share
         if not self.category_stated:
             return closed, closed
-        return closed, logistic(self.category_stated, share, score, self.below_typical(category, score))
+        stated = logistic(self.category_stated, share, score, self.below_typical(category, score))
+        return closed, self.absorbed(stated, "category", category)
+
+    def absorbed(self, p: float, kind: str, winner: str | None) -> float:
+        """`p`, a P(right) learned from held-out catalog photos for the `kind` ('category' or
+        'product') `winner`, lowered for the sellers those photos cannot show: of the classes the
+        catalog knows by studio shots alone (`fit.unvouched`). Their sellers' photos are taken by
+        the classes the catalog is full of, in proportion to their photos: the head of a long-tailed
+        catalog wins them, at the shares and scores its own photos win with (a category with 70% of
+        the photos took tomatoes, satsumas and mushrooms at 0.99). With every seller's class equally
+        likely, odds(right) = 1 / (1 / odds(p) + unvouched * the winner's share of the photos); a
+        catalog with seller photos of every class, or that does not say, keeps `p`."""
+        lost = float((self.report.get("unvouched") or {}).get(kind) or 0.0)
+        photos: dict[str, int] = (self.report.get("photos_per") or {}).get(kind) or {}
+        total = sum(photos.values())
+        if lost <= 0 or total <= 0 or p <= 0:
+            return p
+        against = (1 - p) / p + lost * photos.get(str(winner), 0) / total
+        return round(1 / (1 + against), 4)
 
     def below_typical(self, category: str | None, score: float) -> float:
         """The top hit's score minus the median score of photos rightly voted `category` (0 unknown)."""

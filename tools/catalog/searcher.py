@@ -137,7 +137,7 @@ def identity(model: IndexModel, neighbours: list[Neighbour]) -> float:
         return 0.0
     top = neighbours[0].similarity
     runner_up = max((n.similarity for n in neighbours[1:]), default=0.0)
-    return float(model.identity_probability(top, top - runner_up))
+    return float(model.identity_probability(top, top - runner_up, neighbours[0].spu or neighbours[0].id))
 
 
 def _key(photos: list[Photo]) -> tuple[str, ...]:
