@@ -83,6 +83,9 @@ def test_health_names_the_classes_with_too_few_photos():
     assert lines[0] == "catalog health: 12 photos, 3 categories, 3 products"
     assert any("1-3 0.00 (n=2), 4-10 0.90 (n=10)" in line for line in lines)
     assert any("2 categories: Fig (1), Kiwi (1)" in line for line in lines)
+    assert not any("studio" in line for line in lines)
+    model.report["unvouched"] = {"category": 2.0, "product": 2.0}
+    assert "known by studio shots alone: 2 categories and 2 products" in health_lines(model)[-1]
     assert health_lines(IndexModel(count=1, label_kind="none", mean=np.zeros(4), matrix=None)) == []
 
 

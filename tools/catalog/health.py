@@ -52,7 +52,19 @@ def health_lines(model: IndexModel) -> list[str]:
     lines += few_lines("categories", categories)
     if model.label_kind == "spu":
         lines += few_lines("products", products)
+    lines += studio_lines(report.get("unvouched") or {})
     return lines
+
+
+def studio_lines(unvouched: dict[str, float]) -> list[str]:
+    """The classes the catalog knows by studio shots alone, where it holds sellers' photos of others
+    (`fit.unvouched`): their sellers' photos cannot be checked, and the confidence stated for the
+    largest classes is lowered for them (`IndexModel.absorbed`)."""
+    counted = [f"{int(n)} {'categories' if kind == 'category' else 'products'}" for kind, n in unvouched.items() if n]
+    if not counted:
+        return []
+    return [f"  known by studio shots alone: {' and '.join(counted)} (no seller photo of them to check against;"
+            " add some, or the largest classes are stated with less confidence)"]
 
 
 def spread(counts: dict[str, int]) -> str:
