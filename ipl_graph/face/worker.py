@@ -353,21 +353,31 @@ def index_stamp(index: str) -> tuple:
 def warm(index: str | None = None, embedder: str = "efficientnet-lite0") -> None:
     """Import and load what a default listing uses, so the first request is as fast as the rest;
     given an index, list a generated photo from it (the catalog opened, every lazy load done)."""
-    from ipl_graph import plugins
-
     taming.apply()
     import ipl_graph.graph  # noqa: F401
     from ipl_tools import moderate_stream
     from ipl_tools.catalog.index import Catalog  # noqa: F401
 
+    # ONNX Runtime builds a session's graph without holding the GIL: the models load beside the
+    # imports below (~65 ms of a cold start on 2 cores, `scripts/bench_speed.py`)
+    loading = threading.Thread(target=_load_models, args=(embedder,), name="ipl-warm-models", daemon=True)
+    loading.start()
     with contextlib.suppress(Exception):  # a backend that cannot load fails the request, as in-process
-        for kind, name in [("ocr", "rapidocr"), ("nudity", "auto"), ("embedder", "efficientnet-lite0")]:
-            plugins.get(kind, name)
         moderate_stream.guard()
         with taming.without(*taming.JSONSCHEMA_EXTRAS):
             import chromadb  # noqa: F401
-        if index:
+    loading.join()
+    if index:
+        with contextlib.suppress(Exception):
             _list_a_generated_photo(index, embedder)
+
+
+def _load_models(embedder: str) -> None:
+    from ipl_graph import plugins
+
+    with contextlib.suppress(Exception):
+        for kind, name in [("ocr", "rapidocr"), ("nudity", "auto"), ("embedder", embedder)]:
+            plugins.get(kind, name)
 
 
 def _list_a_generated_photo(index: str, embedder: str) -> None:
