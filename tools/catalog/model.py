@@ -28,6 +28,7 @@ STUDIO = "catalog"
 SELLER_PHOTOS = ("phone", "seller")
 """A catalog row's `photo` when sellers took it: in a shop with a phone, or at home."""
 PHOTO_KINDS = (STUDIO, *SELLER_PHOTOS)
+"""The `photo` values the index keeps from a catalog row; any other is dropped at the index."""
 
 
 @dataclass
