@@ -44,7 +44,7 @@ class KnnVote:
         given, at its `prior_weight` (the vote has the rest)."""
         neighbours, calibrate, min_confidence = request.neighbours, request.calibrate, request.min_confidence
         votes = corrected(shares([(n.similarity, n.category) for n in neighbours], self.power), request.photos)
-        best, share = blend_category(votes, request.prior, request.prior_weight)
+        best, share = blend_category(votes, request.prior, request.prior_weight, request.photos)
         if best is None or not neighbours:
             return CategoryGuess(name=None, confidence=0.0)
         offered, confidence = calibrate(best, share, neighbours[0].similarity) if calibrate else (share, share)

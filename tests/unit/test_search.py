@@ -200,6 +200,12 @@ def test_blend_averages_distributions():
     assert blend({"Tshirts": 0.6, "Sweaters": 0.4}, {"Sweaters": 0.9, "Tshirts": 0.1}, weights=(9, 1)) == \
         ("Tshirts", pytest.approx(0.55))
     assert blend_category({"Tshirts": 0.6, "Sweaters": 0.4}, {"Sweaters": 0.6, "Tshirts": 0.4}, 0.7)[0] == "Sweaters"
+    # the probe's say in a category grows with the photos it learned it from: one Sweaters photo, 90 Tshirts
+    votes, probe = {"Tshirts": 0.2, "Sweaters": 0.8}, {"Tshirts": 0.9, "Sweaters": 0.1}
+    few = blend_category(votes, probe, 0.7, {"Tshirts": 90, "Sweaters": 1})
+    assert few[0] == "Sweaters" and few[1] == pytest.approx((1 - 0.7 / 11) * 0.8 + 0.7 / 11 * 0.1)
+    many = blend_category(votes, probe, 0.7, {"Tshirts": 90, "Sweaters": 90})
+    assert many[0] == "Tshirts" and many[1] == pytest.approx(blend_category(votes, probe, 0.7 * 90 / 100)[1])
     hits = [Neighbour(id="a", similarity=0.9, category="Tshirts", category_path=["Topwear", "Tshirts"]),
             Neighbour(id="b", similarity=0.89, category="Sweaters")]
     guess = vote_on(hits, 0.5, calibrate=lambda category, share, top: (share, share), prior={"Sweaters": 1.0})

@@ -203,7 +203,7 @@ def _score_category(out: dict[str, Any], kind: str, row: np.ndarray, i: int, s1:
     `probe` where there is one; the vote corrected for the categories' catalog `photos`), and again
     with its whole category hidden (an open-set case)."""
     knn = corrected(shares([(s, categories[j]) for s, _, j in hits]), photos)
-    winner, share = blend_category(knn, probe, category_probe_weight(kind))
+    winner, share = blend_category(knn, probe, category_probe_weight(kind), photos)
     out["cat"].append([share, s1])
     out["cat_ok"].append(winner == categories[i])
     own = categories[train] == categories[i]
@@ -217,7 +217,7 @@ def _score_category(out: dict[str, Any], kind: str, row: np.ndarray, i: int, s1:
         total = sum(rest.values())
         rest = {c: p / total for c, p in rest.items()} if total else {}
         other_winner, share = blend_category(corrected(shares(other), photos), rest or None,
-                                             category_probe_weight(kind))
+                                             category_probe_weight(kind), photos)
         out["cat_open"].append([share, other[0][0]])
         out["cat_open_class"].append(categories[i])
         out["cat_open_winner"].append(other_winner)

@@ -16,10 +16,11 @@ from ipl_tools.catalog.probe import Probe, category_probe_weight
 from ipl_tools.catalog.projection import project
 
 MODEL_FILE = "ipl-model.npz"
-MODEL_FORMAT = 4
+MODEL_FORMAT = 5
 """Bumped when what a saved model means changes (2: the category blend's weights depend on the label kind;
 3: the category probe's prior correction and the stated category confidence; 4: no probe in the
-category blend of a catalog with spu groups, and the classes it cannot vouch for); a model
+category blend of a catalog with spu groups, and the classes it cannot vouch for; 5: the probe's
+weight per category scaled by its catalog photos); a model
 saved in another format is refitted on load, from the catalog in the index."""
 
 

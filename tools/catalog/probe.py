@@ -139,7 +139,27 @@ def category_probe_weight(label_kind: str) -> float:
     return CATEGORY_PROBE_WEIGHT.get(label_kind, 0.5)
 
 
-def blend_category(votes: dict[str, float], probe: dict[str, float] | None, weight: float) -> tuple[str | None, float]:
+PROBE_SUPPORT = 10.0
+"""Where the blend knows the categories' catalog photos, the probe's weight for a category of n photos
+is `weight * n / (n + 10)`: a probe has learned little of a category from one or two photos, and
+the vote's nearest hits say more of it. Replaying the categorize vote on the shared catalogs' eval
+indexes (0.7 for every category / scaled): fashion 0.902 / 0.902, clothing 0.894 / 0.894, fashion
+long-tail 0.829 / 0.843."""
+
+
+def blend_category(votes: dict[str, float], probe: dict[str, float] | None, weight: float,
+                   photos: dict[str, int] | None = None) -> tuple[str | None, float]:
     """(category, its share): the blend of the kNN vote's shares and the probe's probabilities
-    (`weight` for the probe), or the vote alone where there is no probe."""
-    return blend(votes, probe, weights=(1 - weight, weight)) if probe and weight > 0 else blend(votes)
+    (`weight` for the probe, scaled down per category by its catalog `photos` where given:
+    `PROBE_SUPPORT`), or the vote alone where there is no probe."""
+    if not probe or weight <= 0:
+        return blend(votes)
+    if not photos:
+        return blend(votes, probe, weights=(1 - weight, weight))
+    blended = {}
+    for c in votes.keys() | probe.keys():
+        n = photos.get(c, 0)
+        w = weight * n / (n + PROBE_SUPPORT)
+        blended[c] = (1 - w) * votes.get(c, 0.0) + w * probe.get(c, 0.0)
+    winner = max(blended, key=lambda c: blended[c])
+    return winner, blended[winner]
