@@ -140,7 +140,7 @@ class IndexModel:
         likely, odds(right) = 1 / (1 / odds(p) + unvouched * the winner's share of the photos); a
         catalog with seller photos of every class, or that does not say, keeps `p`."""
         lost = float((self.report.get("unvouched") or {}).get(kind) or 0.0)
-        photos: dict[str, int] = (self.report.get("photos_per") or {}).get(kind) or {}
+        photos = self.photos_per(kind)
         total = sum(photos.values())
         if lost <= 0 or total <= 0 or p <= 0:
             return p
@@ -160,7 +160,11 @@ class IndexModel:
     @property
     def category_photos(self) -> dict[str, int]:
         """{category: catalog photos}: the category vote is corrected for them (`votes.corrected`)."""
-        return dict(self.report.get("photos_per", {}).get("category") or {})
+        return dict(self.photos_per("category"))
+
+    def photos_per(self, kind: str) -> dict[str, int]:
+        """{class: catalog photos} of `kind` ('category' or 'product'), as the fit counted them ({} before)."""
+        return (self.report.get("photos_per") or {}).get(kind) or {}
 
     @property
     def blends_category(self) -> bool:
