@@ -318,8 +318,8 @@ def main(argv: list[str] | None = None, worker: bool | None = None) -> int:
             code = warm.run_list(sys.argv[1:], sys.stdout, sys.stderr) if warm.wanted() else None
             if code is not None:
                 return code
-        if argv is None and args.command == "list":  # a process that lists once and ends: all of it a cold start
-            taming.collector_paused()
+        if argv is None and args.command == "list" and args.generator == "template":
+            taming.collector_paused()  # a process that lists once with the quick default writer: all of it a cold start
         return COMMANDS[args.command](args)
     except UserError as exc:
         print(f"ipl: error: {exc}", file=sys.stderr)
