@@ -42,11 +42,11 @@ def register_ocr_engines(register: Register) -> None:
 
 @hookimpl
 def register_nudity_detectors(register: Register) -> None:
-    from ipl_tools import check_safety
+    from ipl_tools import nudity
 
-    register("nudenet", check_safety.NudeNetDetector)
-    register("none", check_safety.NoNudityCheck)
-    register("auto", check_safety.auto_detector)
+    register("nudenet", nudity.NudeNetDetector)
+    register("none", nudity.NoNudityCheck)
+    register("auto", nudity.auto_detector)
 
 
 @hookimpl

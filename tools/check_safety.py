@@ -1,7 +1,7 @@
 """check_safety: read the photos, then screen them for nudity and prohibited goods.
 
 Prohibited goods are a policy list matched against OCR text and the seller's hint (and, after
-categorize, the category). NudeNet is an optional extra (AGPL-3.0): `pip install 'ipl[nudity]'`.
+categorize, the category). The nudity detectors are in `nudity.py`, the OCR engines in `ocr.py`.
 """
 
 from __future__ import annotations
@@ -15,71 +15,10 @@ from ipl_graph import plugins
 from ipl_graph.context import Context
 from ipl_graph.errors import PhotoError
 from ipl_graph.policies import Policy, SafetyPolicy, load_policy
-from ipl_graph.schemas import Photo, SafetyVerdict
+from ipl_graph.schemas import SafetyVerdict
 from ipl_graph.state import OutputState, State
 from ipl_tools import trust
 from ipl_tools.photos import resolve
-
-EXPOSED = {
-    "FEMALE_GENITALIA_EXPOSED", "MALE_GENITALIA_EXPOSED", "FEMALE_BREAST_EXPOSED",
-    "ANUS_EXPOSED", "BUTTOCKS_EXPOSED",
-}
-
-
-def exposed_parts(found: list[dict[str, Any]], min_score: float, context_score: float) -> list[str]:
-    """The exposed classes of NudeNet detections ({class, score[, box]}) that make a photo unsafe: seen
-    at `min_score` or more, and only beside another body part seen at `context_score` or more (a
-    face, a belly, armpits, feet...): alone, NudeNet takes round fruit for breasts (13 of the 296
-    grocery shop photos, none with a second part)."""
-    parts = {d["class"].removesuffix("_EXPOSED").removesuffix("_COVERED") for d in found if d["score"] >= context_score}
-    if len(parts) < 2:
-        return []
-    male_chest = [d for d in found if d["class"] == "MALE_BREAST_EXPOSED" and d["score"] >= min_score]
-    return sorted({
-        d["class"] for d in found
-        if d["class"] in EXPOSED and d["score"] >= min_score
-        and not (d["class"] == "FEMALE_BREAST_EXPOSED" and any(same_chest(d, m) for m in male_chest))
-    })
-
-
-def same_chest(breast: dict[str, Any], other: dict[str, Any]) -> bool:
-    """Whether two breast detections are the pair of one chest: side by side, level, no more than a
-    breast's width apart. NudeNet has no class for a man in briefs seen without his face, and reads
-    one side of his chest as female, the other as male (17 of the 21 men's underwear photos in the
-    fashion catalog); a chest it reads as both is a man's."""
-    if "box" not in breast or "box" not in other:
-        return False
-    (x1, y1, w1, h1), (x2, y2, w2, h2) = breast["box"], other["box"]
-    level = min(y1 + h1, y2 + h2) > max(y1, y2)
-    gap = max(x1, x2) - min(x1 + w1, x2 + w2)
-    return level and gap <= max(w1, w2)
-
-
-class NudeNetDetector:
-    name = "nudenet"
-
-    def __init__(self) -> None:
-        from nudenet import NudeDetector
-
-        self._detector = NudeDetector()
-
-    def detect(self, photo: Photo, min_score: float, context_score: float) -> list[str]:
-        return exposed_parts(self._detector.detect(photo.path), min_score, context_score)
-
-
-class NoNudityCheck:
-    name = "none"
-
-    def detect(self, photo: Photo, min_score: float = 0.0, context_score: float = 0.0) -> list[str]:
-        return []
-
-
-def auto_detector() -> Any:
-    """NudeNet when the optional extra is installed, otherwise no nudity check (said in the verdict)."""
-    try:
-        return NudeNetDetector()
-    except ImportError:
-        return NoNudityCheck()
 
 
 def find_prohibited(texts: list[str], policy: Policy) -> str | None:

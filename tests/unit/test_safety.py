@@ -20,7 +20,7 @@ BANANA = str(QUERIES / "Banana_001.jpg")
 
 
 def test_an_exposed_part_needs_a_second_body_part():
-    from ipl_tools.check_safety import exposed_parts
+    from ipl_tools.nudity import exposed_parts
 
     melon = [{"class": "FEMALE_BREAST_EXPOSED", "score": 0.84}, {"class": "FEMALE_BREAST_COVERED", "score": 0.56},
              {"class": "MALE_GENITALIA_EXPOSED", "score": 0.35}]  # NudeNet on a cantaloupe in a shop
@@ -31,7 +31,7 @@ def test_an_exposed_part_needs_a_second_body_part():
 
 
 def test_a_chest_read_as_both_male_and_female_is_a_mans():
-    from ipl_tools.check_safety import exposed_parts
+    from ipl_tools.nudity import exposed_parts
 
     # NudeNet on myntra-15784, a man in briefs cropped at the neck (boxes are x, y, w, h).
     briefs = [{"class": "BELLY_EXPOSED", "score": 0.82, "box": [65, 41, 92, 66]},
@@ -51,6 +51,21 @@ def test_nudenet_runs_on_a_real_photo_and_auto_picks_it():
     detector = plugins.get("nudity", "auto")
     assert detector.name == "nudenet"
     assert detector.detect(resolve(BANANA, load_policy().limits), *SCORES) == []
+
+
+def test_nudenet_reads_a_photo_once_and_judges_it_by_each_request_s_scores():
+    """What NudeNet found is kept by the photo's hash (as OCR's lines are); the two rules are
+    applied afresh, so a request with other thresholds gets its own answer."""
+    pytest.importorskip("nudenet")
+    from ipl_tools.nudity import NudeNetDetector
+
+    detector = NudeNetDetector()
+    calls = []
+    real = detector._detector.detect
+    detector._detector.detect = lambda path: calls.append(path) or real(path)
+    photo = resolve(BANANA, load_policy().limits)
+    assert detector.detect(photo, *SCORES) == detector.detect(photo, 0.0, 0.0) == []
+    assert len(calls) == 1
 
 
 class FlagEverything:
