@@ -42,17 +42,29 @@ def facts_of(state: State, policy: Policy | None = None) -> dict[str, Any]:
 def thing_word(state: State, policy: Policy) -> str | None:
     """The word for the thing: the category the text may name, else the word the top catalog hits
     share (their categories, their names, then their category paths: 'Vegetables' for an unsure
-    root), never a brand or an unnamed section; None when nothing offers one."""
+    root), never a brand, an unnamed section, or the name of a category other than the one the
+    listing states (a Juice guess too unsure to name is not called 'Milk' because three of the hits
+    are milks); None when nothing offers one."""
     named = named_category(state, policy)
     if named:
         return named
     top = state.neighbours[:5]
     least = policy.writing.shared_word_min
     brands = [b for n in top if (b := n.attributes.get("Brand"))]
-    unnamed = [c for c in policy.generation.unnamed_categories]
+    unnamed = [*policy.generation.unnamed_categories, *other_categories(state)]
     return (shared_word([n.category or "" for n in top], least, unnamed)
             or shared_word([n.title or "" for n in top], least, [*brands, *unnamed])
             or shared_word([" ".join(n.category_path) for n in top], least, unnamed))
+
+
+def other_categories(state: State) -> set[str]:
+    """The hits' categories other than the stated one, and their words ('Soy-Milk': 'soy', 'milk'),
+    less the stated category's own words; none when no category is stated."""
+    if not state.category:
+        return set()
+    own = {w.casefold() for c in [state.category, *state.category_path] for w in re.split(r"[\W_]+", c) if w}
+    others = {c.casefold() for n in state.neighbours[:5] if (c := n.category) and c.casefold() not in own}
+    return (others | {w for c in others for w in re.split(r"[\W_]+", c) if w}) - own
 
 
 def reference_sentence(state: State) -> str | None:

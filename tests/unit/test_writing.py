@@ -133,3 +133,25 @@ def test_text_names_the_leaf_category_only_when_sure():
     assert named_category(juice, policy) is None  # a catalog section, no name for a carton of juice
     assert "packages" not in write(facts_of(juice, policy)).casefold()
     assert "flip flops" not in write(facts_of(unsure, policy)).casefold()
+
+
+def test_an_unsure_category_is_not_contradicted_by_the_word_its_hits_share():
+    """A Juice guess too unsure to name, whose hits are mostly milks, is not written up as milk:
+    the text never names a category other than the one the listing states (the sample's Chinese
+    juice listing was titled 'Milk' under 'Category: Juice'); with no category stated the hits'
+    shared word still names the thing."""
+    from ipl_graph.schemas import Neighbour
+    from ipl_tools.facts import thing_word
+
+    policy = load_policy()
+    hits = [Neighbour(id="1", similarity=0.61, category="Juice", category_path=["Packages", "Juice"],
+                      title="Bravo Apple Juice"),
+            *[Neighbour(id=str(i), similarity=0.5, category=c, category_path=["Packages", c], title=t)
+              for i, (c, t) in enumerate([("Soy-Milk", "Alpro Fresh Soy Milk"), ("Soy-Milk", "Alpro Shelf Soy Milk"),
+                                          ("Milk", "Garant Medium Fat Milk"), ("Juice", "Tropicana Juice Smooth")], 2)]]
+    juice = State(category="Juice", category_confidence=0.3, category_path=["Packages", "Juice"], neighbours=hits)
+    assert thing_word(juice, policy) is None
+    assert "milk" not in write(facts_of(juice, policy)).casefold()
+    assert thing_word(State(neighbours=hits), policy) == "Milk"  # nothing stated: the hits' word is the best there is
+    milk = State(category="Milk", category_confidence=0.3, category_path=["Packages", "Milk"], neighbours=hits)
+    assert thing_word(milk, policy) == "Milk"  # the stated category's own word is never left out
