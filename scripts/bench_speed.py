@@ -85,6 +85,9 @@ def cold(photos: list[str], index: str, runs: int, new_rows: list[Path]) -> None
         after.append(timed([*listing, p]))
     rows.append(("ipl list right after ipl index", (statistics.median(w for w, _ in after),
                                                    max(m for _, m in after))))
+    listed = json.loads(subprocess.run([*listing, photos[0]], capture_output=True, text=True, check=True).stdout)
+    print("   the listing's checks:", ", ".join(listed["safety"]["checks"]),
+          "(nudity:none without the optional nudenet extra, as the README's install has it)")
     for name, (wall, mib) in rows:
         print(f"   {name:38s} {wall:6.2f} s {mib:7.0f} MiB")
     print(f"   {'the worker process (peak)':38s} {'':8s} {worker_peak_mib() or 0:7.0f} MiB")

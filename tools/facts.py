@@ -51,10 +51,14 @@ def thing_word(state: State, policy: Policy) -> str | None:
     top = state.neighbours[:5]
     least = policy.writing.shared_word_min
     brands = [b for n in top if (b := n.attributes.get("Brand"))]
-    unnamed = [*policy.generation.unnamed_categories, *other_categories(state)]
-    return (shared_word([n.category or "" for n in top], least, unnamed)
+    sections = policy.generation.unnamed_categories
+    unnamed = [*sections, *other_categories(state)]
+    categories, paths = [n.category or "" for n in top], [" ".join(n.category_path) for n in top]
+    if shared_word(categories, least, unnamed) is None and shared_word(categories, least, sections):
+        return shared_word(paths, least, unnamed)  # the hits are of another category: no flavour from their names
+    return (shared_word(categories, least, unnamed)
             or shared_word([n.title or "" for n in top], least, [*brands, *unnamed])
-            or shared_word([" ".join(n.category_path) for n in top], least, unnamed))
+            or shared_word(paths, least, unnamed))
 
 
 def other_categories(state: State) -> set[str]:

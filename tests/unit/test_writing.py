@@ -155,3 +155,9 @@ def test_an_unsure_category_is_not_contradicted_by_the_word_its_hits_share():
     assert thing_word(State(neighbours=hits), policy) == "Milk"  # nothing stated: the hits' word is the best there is
     milk = State(category="Milk", category_confidence=0.3, category_path=["Packages", "Milk"], neighbours=hits)
     assert thing_word(milk, policy) == "Milk"  # the stated category's own word is never left out
+    brands = ["Valio", "Arla", "Yoggi", "Lindahls"]
+    yoghurts = [Neighbour(id=str(i), similarity=0.5, category="Yoghurt", category_path=["Packages", "Yoghurt"],
+                          title=f"{brand} Vanilla Yoghurt") for i, brand in enumerate(brands)]
+    oat_milk = State(category="Oat-Milk", category_confidence=0.3, category_path=["Packages", "Oat-Milk"],
+                     neighbours=yoghurts)
+    assert thing_word(oat_milk, policy) is None  # hits of another category lend no flavour ('Vanilla') either
