@@ -1,5 +1,7 @@
 """The int8 EfficientNet-Lite0 embedder: the fp32 vectors' shape and norm, close to them, its own name."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -28,3 +30,17 @@ def test_int8_vectors_are_close_to_fp32(photos):
 def test_int8_is_a_named_embedder():
     assert {"efficientnet-lite0", "efficientnet-lite0-int8"} <= set(plugins.factories("embedder"))
     assert plugins.get("embedder", "efficientnet-lite0-int8").name == "efficientnet-lite0-int8"
+
+
+def test_an_installed_ipl_calibrates_on_photos_it_ships():
+    """The calibration photos come with the package (the tests run an installed IPL, `pip install
+    .`), the sample catalog's own: the int8 model is the one a source checkout builds."""
+    import ipl_tools.catalog
+    from ipl_tools.catalog.embedding import CALIBRATION, CALIBRATION_PHOTOS
+
+    assert CALIBRATION.parent == Path(ipl_tools.catalog.__file__).resolve().parent
+    shipped = sorted(p.name for p in CALIBRATION.glob("*.jpg"))
+    assert len(shipped) == CALIBRATION_PHOTOS
+    sample = sorted((SAMPLE / "images").rglob("*.jpg"))
+    assert shipped == sorted(p.name for p in sample[:: len(sample) // CALIBRATION_PHOTOS][:CALIBRATION_PHOTOS])
+    assert (CALIBRATION / "LICENSE").read_text().startswith("MIT")

@@ -116,8 +116,10 @@ def _onnx_path() -> Path:
     return base / "ipl" / "models" / f"efficientnet-lite0-{EXPORT_VERSION}.onnx"
 
 
-CALIBRATION = Path(__file__).resolve().parents[2] / "samples" / "grocery" / "images"
-"""Catalog photos the int8 model is calibrated on (the sample catalog of a source checkout)."""
+CALIBRATION = Path(__file__).resolve().parent / "calibration"
+"""Catalog photos the int8 model is calibrated on, shipped in the package: 64 of the sample catalog's
+(every 5th of `samples/grocery/images`, GroceryStoreDataset, MIT: the folder's LICENSE), so an
+installed IPL builds the same int8 model a source checkout does."""
 CALIBRATION_PHOTOS = 64
 """Enough for stable activation ranges (MinMax); calibration takes ~10 s once."""
 
@@ -260,8 +262,8 @@ class Int8EfficientNetEmbedder(EfficientNetEmbedder):
         if not path.exists():
             photos = sorted(CALIBRATION.rglob("*.jpg"))
             if not photos:
-                raise UserError(f"the int8 embedder is calibrated on the sample catalog photos in {CALIBRATION},"
-                                " which this installation lacks: use efficientnet-lite0")
+                raise UserError(f"the int8 embedder is calibrated on the photos in {CALIBRATION}, which this"
+                                " installation lacks (reinstall IPL), or use efficientnet-lite0")
             step = max(1, len(photos) // CALIBRATION_PHOTOS)
             quantize(super()._model_file(), path, photos[::step][:CALIBRATION_PHOTOS])
         return path
