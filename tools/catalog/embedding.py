@@ -116,7 +116,7 @@ def _onnx_path() -> Path:
     return base / "ipl" / "models" / f"efficientnet-lite0-{EXPORT_VERSION}.onnx"
 
 
-CALIBRATION = Path(__file__).resolve().parent / "calibration"
+CALIBRATION = Path(__file__).resolve().parent / "int8_photos"
 """Catalog photos the int8 model is calibrated on, shipped in the package: 64 of the sample catalog's
 (every 5th of `samples/grocery/images`, GroceryStoreDataset, MIT: the folder's LICENSE), so an
 installed IPL builds the same int8 model a source checkout does."""
