@@ -213,6 +213,25 @@ def _sha256(path: str, mtime_ns: int) -> str:
     return h.hexdigest()
 
 
+STUDIO_FRAME = 8 / 128
+"""The outer frame a studio shot's background shows in: this share of each side."""
+STUDIO_LIGHT = 0.6
+"""A studio shot: at least this share of its frame's pixels near-white (every channel over 215).
+On the shared datasets' photos, which say what they are, studio shots give 0.84-1.0 (5th-95th
+percentile), shop and home photos 0-0.26; at 0.6, 0 of 3,017 grocery, 16 of 3,409 clothing (clothes
+laid on white sheets) and 6 of 1,500 fashion photos are taken for the other kind."""
+
+
+def looks_studio(path: str, sha256: str) -> bool:
+    """Whether a photo looks like a studio shot: a product on a plain light background, its frame
+    near-white; a shop or home photo has a shelf, a floor, a room there."""
+    small = np.asarray(load_rgb(path, sha256).resize((128, 128)), dtype=np.uint8)  # (128, 128, 3)
+    b = round(128 * STUDIO_FRAME)
+    frame = np.concatenate([small[:b].reshape(-1, 3), small[-b:].reshape(-1, 3),
+                            small[b:-b, :b].reshape(-1, 3), small[b:-b, -b:].reshape(-1, 3)])
+    return float((frame.min(axis=1) > 215).mean()) >= STUDIO_LIGHT
+
+
 @lru_cache(maxsize=64)
 def load_rgb(path: str, sha256: str, max_side: int = 1024) -> Image.Image:
     """The photo as an 8-bit RGB image upright as shot, shrunk so its longest side is at most

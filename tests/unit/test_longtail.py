@@ -3,6 +3,7 @@ confidence's calibration that weighs categories alike and sees categories the ca
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 
@@ -198,3 +199,30 @@ def test_a_catalog_row_says_what_photo_it_is_only_in_the_schemas_words(said):
     """What a row says of its photo reaches the index only as one of the listing schema's kinds."""
     meta = _metadata({"id": "r1", "category": "Apple", "photo": said})
     assert meta["photo"] == (said if said in PHOTO_KINDS else "")
+
+
+def test_a_photo_whose_row_does_not_say_is_told_by_its_looks():
+    """Every studio shot of the sample catalog looks like one (its frame near-white) and none of its
+    shop photos does; the kind a row states is kept as it is."""
+    from helpers import SAMPLE
+    from ipl_graph.policies import load_policy
+    from ipl_tools.catalog.index import photo_kind
+    from ipl_tools.photos import looks_studio, resolve
+
+    limits = load_policy().limits
+    rows = [json.loads(line) for line in (SAMPLE / "listings.jsonl").read_text().splitlines()]
+    for row in rows:
+        photo = resolve(str(SAMPLE / row["images"][0]), limits)
+        assert looks_studio(photo.path, photo.sha256) == (row["photo"] == "catalog"), row["id"]
+        assert photo_kind({"photo": row["photo"]}, photo) == row["photo"]
+        assert photo_kind({"photo": "polaroid"}, photo) == ("catalog" if row["photo"] == "catalog" else "seller")
+
+
+def test_a_studio_catalog_with_a_few_other_photos_counts_nothing_unvouched():
+    """Studio-only classes count where sellers' photos are a real share of the catalog, not where a
+    studio catalog holds a handful (or a handful taken for sellers' by their looks)."""
+    studio = [{"photo": "catalog", "category": f"c{i % 50}"} for i in range(400)]
+    few = [{"photo": "seller", "category": "c0"}] * 10  # 2.4%
+    assert unvouched(studio + few, [m["category"] for m in studio + few]) == 0.0
+    many = [{"photo": "phone", "category": c} for c in ["c0", "c1"] for _ in range(40)]  # 17%
+    assert unvouched(studio + many, [m["category"] for m in studio + many]) == 48.0

@@ -40,6 +40,11 @@ class LearnConfig:
     # Share of the stated confidence's calibration cases that are held-out photos scored with their whole
     # category hidden (a seller's product of a category the catalog lacks; always wrong).
     open_share: float = 0.05
+    # Sellers' photos (shop or home) must be this share of a catalog's photos or more before the classes
+    # it knows by studio shots alone are counted (`fit.unvouched`): a studio catalog (fashion) with a few
+    # photos of the other kind, or a few taken for it by their looks (`photos.looks_studio`: 6 of 1,500
+    # fashion photos), is a studio catalog. The issue's 400-row grocery catalog has 80%.
+    min_seller_share: float = 0.05
     # Raw cosine above which two photos of one product are taken for the same shot (hidden from each
     # other when the calibrations are fitted).
     near_duplicate: float = 0.9

@@ -228,18 +228,23 @@ def unvouched(metas: list[dict[str, Any]], group: Any) -> float:
     held-out photos cannot vouch for.
 
     A catalog's rows say what kind of photo each is (`photo`: a studio shot, or a phone or home photo
-    as sellers take them). Where the catalog holds sellers' photos, a class it knows by studio shots
+    as sellers take them, or as the index tells it from the pixels where the row does not say). Where
+    sellers' photos are `LearnConfig.min_seller_share` of the catalog's or more, a class it knows by studio shots
     alone has none to hold out: how its sellers' photos are voted is unknown, and they look like the
     seller photos the catalog is full of more than like a studio shot. Those classes are counted; a
-    catalog that does not say, or holds no seller photo, has none."""
+    catalog with fewer sellers' photos has none."""
     studio: set[str] = set()
     seller: set[str] = set()
+    sellers_photos = 0
     for m, g in zip(metas, group, strict=True):
+        sellers_photos += m.get("photo") in SELLER_PHOTOS
         if g and m.get("photo") == STUDIO:
             studio.add(str(g))
         elif g and m.get("photo") in SELLER_PHOTOS:
             seller.add(str(g))
-    return float(len(studio - seller)) if seller else 0.0
+    if sellers_photos < LEARN.min_seller_share * len(metas):
+        return 0.0  # a studio catalog with a few odd photos (or a few taken for sellers' by their looks)
+    return float(len(studio - seller))
 
 
 def _by_band(classes: list[Any], right: np.ndarray, photos: dict[str, int]) -> dict[str, dict[str, Any]]:

@@ -45,9 +45,9 @@ from ipl_tools.catalog.chroma_server import ServerIndex, ServerModelStore, conne
 from ipl_tools.catalog.config import LEARN
 from ipl_tools.catalog.fit import Records, as_records, photos_per
 from ipl_tools.catalog.fit import fit as learn_fit
-from ipl_tools.catalog.model import MODEL_FILE, PHOTO_KINDS, IndexModel
+from ipl_tools.catalog.model import MODEL_FILE, PHOTO_KINDS, SELLER, STUDIO, IndexModel
 from ipl_tools.catalog.text import attributes_of
-from ipl_tools.photos import resolve
+from ipl_tools.photos import looks_studio, resolve
 
 if TYPE_CHECKING:
     from ipl_graph.policies import Policy
@@ -439,7 +439,8 @@ class Catalog:
 
     def _add(self, items: list[tuple[str, Photo, dict[str, Any]]], embed) -> None:
         vectors = embed([photo for _, photo, _ in items])  # (B, D)
-        self.write([i for i, _, _ in items], vectors, [{**meta, "image": photo.path} for _, photo, meta in items])
+        self.write([i for i, _, _ in items], vectors,
+                   [{**meta, "image": photo.path, "photo": photo_kind(meta, photo)} for _, photo, meta in items])
 
     def write(self, ids: list[str], vectors: np.ndarray, metas: list[dict[str, Any]]) -> None:
         """Add embedded photos (metadata: the listing's and the photo's `image` path); the caller holds the lock."""
@@ -726,6 +727,14 @@ def _metadata(row: dict[str, Any]) -> dict[str, Any]:
     if isinstance(row.get("price"), int | float):
         meta["price"] = float(row["price"])
     return meta
+
+
+def photo_kind(meta: dict[str, Any], photo: Photo) -> str:
+    """What kind of photo a catalog photo is: what its row says, else a studio shot or a seller's
+    photo as it looks (`photos.looks_studio`): a catalog whose rows do not say is still told apart."""
+    if meta.get("photo") in PHOTO_KINDS:
+        return str(meta["photo"])
+    return STUDIO if looks_studio(photo.path, photo.sha256) else SELLER
 
 
 def neighbour(lid: str, sim: float, meta: dict[str, Any]) -> Neighbour:

@@ -28,6 +28,8 @@ STUDIO = "catalog"
 """A catalog row's `photo` when it is a studio shot (the listing schema's `photo` field)."""
 SELLER_PHOTOS = ("phone", "seller")
 """A catalog row's `photo` when sellers took it: in a shop with a phone, or at home."""
+SELLER = "seller"
+"""The kind the index gives a photo whose row does not say and that does not look like a studio shot."""
 PHOTO_KINDS = (STUDIO, *SELLER_PHOTOS)
 """The `photo` values the index keeps from a catalog row; any other is dropped at the index."""
 

@@ -51,6 +51,7 @@ class EmbedPhotos:
         self.limits = limits
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from ipl_tools.catalog.index import photo_kind
         from ipl_tools.photos import resolve
 
         paths, errors, photos, good = [], [], [], []
@@ -68,10 +69,12 @@ class EmbedPhotos:
         embedded = self.model.embed(photos) if photos else None  # (G, D)
         dim = embedded.shape[1] if embedded is not None else getattr(self.model, "dim", 0)
         vectors = np.zeros((len(paths), dim), np.float32)  # (B, D); zeros where unreadable
+        kinds = np.full(len(paths), "", dtype=object)  # as `photo_kind` tells it, on the worker that read the pixels
         if embedded is not None:
             vectors[good] = embedded
+            kinds[good] = [photo_kind(json.loads(batch["meta"][n]), ph) for n, ph in zip(good, photos, strict=True)]
         return batch | {"path": np.array(paths, dtype=object), "error": np.array(errors, dtype=object),
-                        "vector": vectors}
+                        "vector": vectors, "photo": kinds}
 
 
 def add_new(catalog: Catalog, rows: list[dict[str, Any]], policy: Policy, config: RayConfig,
@@ -94,9 +97,9 @@ def add_new(catalog: Catalog, rows: list[dict[str, Any]], policy: Policy, config
             for row_id, error in zip(batch["row"][~ok], batch["error"][~ok], strict=True):
                 report.bad.append(f"{row_id}: {error}")
             if ok.any():
+                written = zip(batch["meta"][ok], batch["path"][ok], batch["photo"][ok], strict=True)
                 catalog.write([str(i) for i in batch["id"][ok]], batch["vector"][ok],
-                              [{**json.loads(m), "image": str(p)} for m, p in zip(batch["meta"][ok], batch["path"][ok],
-                                                                                  strict=True)])
+                              [{**json.loads(m), "image": str(p), "photo": str(k)} for m, p, k in written])
                 report.added += int(ok.sum())
             for row_id in batch["row"]:
                 left[row_id] -= 1
