@@ -66,7 +66,8 @@ def other_categories(state: State) -> set[str]:
     less the stated category's own words; none when no category is stated."""
     if not state.category:
         return set()
-    own = {w.casefold() for c in [state.category, *state.category_path] for w in re.split(r"[\W_]+", c) if w}
+    names = {c.casefold() for c in [state.category, *state.category_path]}
+    own = names | {w for c in names for w in re.split(r"[\W_]+", c) if w}
     others = {c.casefold() for n in state.neighbours[:5] if (c := n.category) and c.casefold() not in own}
     return (others | {w for c in others for w in re.split(r"[\W_]+", c) if w}) - own
 

@@ -161,3 +161,6 @@ def test_an_unsure_category_is_not_contradicted_by_the_word_its_hits_share():
     oat_milk = State(category="Oat-Milk", category_confidence=0.3, category_path=["Packages", "Oat-Milk"],
                      neighbours=yoghurts)
     assert thing_word(oat_milk, policy) is None  # hits of another category lend no flavour ('Vanilla') either
+    tees = [Neighbour(id=str(i), similarity=0.8, category="t-shirt", category_path=["t-shirt"]) for i in range(4)]
+    tee = State(category="t-shirt", category_confidence=0.8, category_path=["t-shirt"], neighbours=tees)
+    assert thing_word(tee, policy) == "t-shirt"  # a hyphenated category is its own, whole
