@@ -17,6 +17,7 @@ Defaults: the bundled sample catalog and its queries. Not a test.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -30,7 +31,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 IPL = str(Path(sys.executable).with_name("ipl"))
-LIBRARIES = "import langgraph.graph, chromadb, guardrails, onnxruntime, rapidocr_onnxruntime, nudenet, PIL, numpy"
+LIBRARIES = "import langgraph.graph, chromadb, guardrails, onnxruntime, rapidocr_onnxruntime, PIL, numpy" + (
+    ", nudenet" if importlib.util.find_spec("nudenet") else "")  # the optional extra, where installed
 EMBEDDERS = ("efficientnet-lite0", "efficientnet-lite0-int8")
 
 
