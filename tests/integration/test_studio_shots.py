@@ -52,3 +52,10 @@ def test_shop_photos_of_categories_known_by_a_studio_shot_alone_are_not_stated_w
     # the head takes them (without the photo kinds lime and mango were Apple at 0.87 and 0.90); stated
     # lower once the catalog says, or shows, what it lacks
     assert lowered >= 6
+
+    # a seller's photo of one of them, added by projection (no refit), vouches for its category
+    vouching = next(r for r in rows if r["category"] == strangers[0]["category"] and r not in strangers
+                    and r.get("photo") == "phone")
+    _, report = build_catalog(tmp_path / "said", [vouching])
+    assert report.extended
+    assert said.model().report["unvouched"]["category"] == len(studio_only) - 1

@@ -226,3 +226,24 @@ def test_a_studio_catalog_with_a_few_other_photos_counts_nothing_unvouched():
     assert unvouched(studio + few, [m["category"] for m in studio + few]) == 0.0
     many = [{"photo": "phone", "category": c} for c in ["c0", "c1"] for _ in range(40)]  # 17%
     assert unvouched(studio + many, [m["category"] for m in studio + many]) == 48.0
+
+
+def test_rows_added_without_a_refit_keep_the_studio_only_classes_true():
+    """A seller's photo added by projection vouches for its category and product; a studio shot of a
+    product the fit never saw joins those known by studio shots alone; the counts follow."""
+    from ipl_tools.catalog.fit import counted, revouched
+
+    report = {"label_kind": "spu", "photos_per": {"category": {"Apple": 30, "Lime": 1}, "product": {"g0": 30, "g1": 1}},
+              "studio_only": {"category": ["Lime"], "product": ["g1"]}, "seller_photos": [30, 31]}
+    report["unvouched"] = counted(report)
+    assert report["unvouched"] == {"category": 1.0, "product": 1.0}
+    added = [{"listing_id": "a", "spu": "g1", "category": "Lime", "photo": "phone"},
+             {"listing_id": "b", "spu": "g2", "category": "Kiwi", "photo": "catalog"},
+             {"listing_id": "c", "spu": "g0", "category": "Apple", "photo": "catalog"}]
+    revouched(report, as_records(["a#0", "b#0", "c#0"], np.zeros((3, 4), np.float32), added))
+    assert report["studio_only"] == {"category": ["Kiwi"], "product": ["g2"]}
+    assert report["seller_photos"] == [31, 34]
+    assert report["unvouched"] == {"category": 1.0, "product": 1.0}
+    old = {"unvouched": {"category": 2.0, "product": 0.0}}  # a model fitted before the classes were kept
+    revouched(old, as_records(["a#0"], np.zeros((1, 4), np.float32), added[:1]))
+    assert old == {"unvouched": {"category": 2.0, "product": 0.0}}

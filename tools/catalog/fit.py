@@ -84,8 +84,11 @@ def fit(records: Records, seed: int = 0) -> IndexModel:
     model.probes = fit_probes(records.vectors, _labels(records))
     report: dict[str, Any] = {"photos": len(records.vectors), "label_kind": kind, "held_out": len(held["top_ok"])}
     report["photos_per"] = photos_per(records)
-    report["unvouched"] = {"category": unvouched(records.metas, records.group("category")),
-                           "product": unvouched(records.metas, records.group("spu")) if kind == "spu" else 0.0}
+    categories = sorted(studio_only(records.metas, records.group("category")))
+    products = sorted(studio_only(records.metas, records.group("spu"))) if kind == "spu" else []
+    report["studio_only"] = {"category": categories, "product": products}
+    report["seller_photos"] = [sum(m.get("photo") in SELLER_PHOTOS for m in records.metas), len(records.metas)]
+    report["unvouched"] = counted(report)
     if held["top_ok"]:
         ok = np.array(held["top_ok"], dtype=float)
         report["held_out_identical@1"] = round(float(ok.mean()), 4)
@@ -229,22 +232,55 @@ def unvouched(metas: list[dict[str, Any]], group: Any) -> float:
 
     A catalog's rows say what kind of photo each is (`photo`: a studio shot, or a phone or home photo
     as sellers take them, or as the index tells it from the pixels where the row does not say). Where
-    sellers' photos are `LearnConfig.min_seller_share` of the catalog's or more, a class it knows by studio shots
-    alone has none to hold out: how its sellers' photos are voted is unknown, and they look like the
-    seller photos the catalog is full of more than like a studio shot. Those classes are counted; a
-    catalog with fewer sellers' photos has none."""
+    sellers' photos are `LearnConfig.min_seller_share` of the catalog's or more, a class it knows by
+    studio shots alone (`studio_only`) has none to hold out: how its sellers' photos are voted is
+    unknown, and they look like the seller photos the catalog is full of more than like a studio
+    shot. Those classes are counted; a catalog with fewer sellers' photos has none."""
+    sellers = sum(m.get("photo") in SELLER_PHOTOS for m in metas)
+    if sellers < LEARN.min_seller_share * len(metas):
+        return 0.0  # a studio catalog with a few odd photos (or a few taken for sellers' by their looks)
+    return float(len(studio_only(metas, group)))
+
+
+def studio_only(metas: list[dict[str, Any]], group: Any) -> set[str]:
+    """The classes (`group` of each photo) with studio shots and no seller's photo."""
     studio: set[str] = set()
     seller: set[str] = set()
-    sellers_photos = 0
     for m, g in zip(metas, group, strict=True):
-        sellers_photos += m.get("photo") in SELLER_PHOTOS
         if g and m.get("photo") == STUDIO:
             studio.add(str(g))
         elif g and m.get("photo") in SELLER_PHOTOS:
             seller.add(str(g))
-    if sellers_photos < LEARN.min_seller_share * len(metas):
-        return 0.0  # a studio catalog with a few odd photos (or a few taken for sellers' by their looks)
-    return float(len(studio - seller))
+    return studio - seller
+
+
+def counted(report: dict[str, Any]) -> dict[str, float]:
+    """`unvouched` per kind from a fit's report (`studio_only`; `seller_photos`: [sellers', all])."""
+    sellers, photos = report["seller_photos"]
+    if sellers < LEARN.min_seller_share * photos:
+        return {"category": 0.0, "product": 0.0}
+    return {kind: float(len(names)) for kind, names in report["studio_only"].items()}
+
+
+def revouched(report: dict[str, Any], added: Records) -> None:
+    """Update a fit's `studio_only`, `seller_photos` and `unvouched` for photos `added` to the
+    catalog without a refit: a seller's photo vouches for its classes, a
+    studio shot of a class the fit never saw joins those known by studio shots alone. A report
+    from before these were kept is left as it is (the next refit counts)."""
+    if "studio_only" not in report:
+        return
+    for kind, field in [("category", "category"), ("product", "spu")]:
+        if kind == "product" and report.get("label_kind") != "spu":
+            continue
+        known = set((report.get("photos_per") or {}).get(kind) or {})
+        groups = [str(g) for g in added.group(field)]
+        vouched = {g for m, g in zip(added.metas, groups, strict=True) if g and m.get("photo") in SELLER_PHOTOS}
+        new = {g for m, g in zip(added.metas, groups, strict=True) if g and m.get("photo") == STUDIO} - known
+        report["studio_only"][kind] = sorted((set(report["studio_only"][kind]) - vouched) | (new - vouched))
+    sellers, photos = report["seller_photos"]
+    report["seller_photos"] = [sellers + sum(m.get("photo") in SELLER_PHOTOS for m in added.metas),
+                               photos + len(added.metas)]
+    report["unvouched"] = counted(report)
 
 
 def _by_band(classes: list[Any], right: np.ndarray, photos: dict[str, int]) -> dict[str, dict[str, Any]]:

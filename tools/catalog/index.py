@@ -43,7 +43,7 @@ from ipl_graph.schemas import Neighbour, Photo
 from ipl_graph.taming import chromadb_imports
 from ipl_tools.catalog.chroma_server import ServerIndex, ServerModelStore, connect, is_url
 from ipl_tools.catalog.config import LEARN
-from ipl_tools.catalog.fit import Records, as_records, photos_per
+from ipl_tools.catalog.fit import Records, as_records, photos_per, revouched
 from ipl_tools.catalog.fit import fit as learn_fit
 from ipl_tools.catalog.model import MODEL_FILE, PHOTO_KINDS, SELLER, STUDIO, IndexModel
 from ipl_tools.catalog.text import attributes_of
@@ -475,8 +475,10 @@ class Catalog:
             step = self.client.get_max_batch_size()
         self._project_into(learned, model, rows["ids"], vectors, metas, step)
         model.count = count
+        records = as_records(rows["ids"], vectors, metas)
+        revouched(model.report, records)  # before the counts below: which classes are new
         per = model.report.setdefault("photos_per", {})
-        for kind, added in photos_per(as_records(rows["ids"], vectors, metas)).items():
+        for kind, added in photos_per(records).items():
             counts = per.setdefault(kind, {})
             for name, n in added.items():
                 counts[name] = counts.get(name, 0) + n
