@@ -54,9 +54,10 @@ def thing_word(state: State, policy: Policy) -> str | None:
     sections = policy.generation.unnamed_categories
     unnamed = [*sections, *other_categories(state)]
     categories, paths = [n.category or "" for n in top], [" ".join(n.category_path) for n in top]
-    if shared_word(categories, least, unnamed) is None and shared_word(categories, least, sections):
+    word = shared_word(categories, least, unnamed)
+    if word is None and shared_word(categories, least, sections):
         return shared_word(paths, least, unnamed)  # the hits are of another category: no flavour from their names
-    return (shared_word(categories, least, unnamed)
+    return (word
             or shared_word([n.title or "" for n in top], least, [*brands, *unnamed])
             or shared_word(paths, least, unnamed))
 
@@ -66,10 +67,12 @@ def other_categories(state: State) -> set[str]:
     less the stated category's own words; none when no category is stated."""
     if not state.category:
         return set()
-    names = {c.casefold() for c in [state.category, *state.category_path]}
-    own = names | {w for c in names for w in re.split(r"[\W_]+", c) if w}
+    def with_words(names: set[str]) -> set[str]:
+        return names | {w for c in names for w in re.split(r"[\W_]+", c) if w}
+
+    own = with_words({c.casefold() for c in [state.category, *state.category_path]})
     others = {c.casefold() for n in state.neighbours[:5] if (c := n.category) and c.casefold() not in own}
-    return (others | {w for c in others for w in re.split(r"[\W_]+", c) if w}) - own
+    return with_words(others) - own
 
 
 def reference_sentence(state: State) -> str | None:

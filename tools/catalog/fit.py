@@ -87,7 +87,7 @@ def fit(records: Records, seed: int = 0) -> IndexModel:
     categories = sorted(studio_only(records.metas, records.group("category")))
     products = sorted(studio_only(records.metas, records.group("spu"))) if kind == "spu" else []
     report["studio_only"] = {"category": categories, "product": products}
-    report["seller_photos"] = [sum(m.get("photo") in SELLER_PHOTOS for m in records.metas), len(records.metas)]
+    report["seller_photos"] = [sellers_photos(records.metas), len(records.metas)]
     report["unvouched"] = counted(report)
     if held["top_ok"]:
         ok = np.array(held["top_ok"], dtype=float)
@@ -236,10 +236,18 @@ def unvouched(metas: list[dict[str, Any]], group: Any) -> float:
     studio shots alone (`studio_only`) has none to hold out: how its sellers' photos are voted is
     unknown, and they look like the seller photos the catalog is full of more than like a studio
     shot. Those classes are counted; a catalog with fewer sellers' photos has none."""
-    sellers = sum(m.get("photo") in SELLER_PHOTOS for m in metas)
-    if sellers < LEARN.min_seller_share * len(metas):
-        return 0.0  # a studio catalog with a few odd photos (or a few taken for sellers' by their looks)
-    return float(len(studio_only(metas, group)))
+    report = {"studio_only": {"class": studio_only(metas, group)}, "seller_photos": [sellers_photos(metas), len(metas)]}
+    return counted(report)["class"]  # as the fit counts them (its report keeps the names)
+
+
+def sellers_photos(metas: list[dict[str, Any]]) -> int:
+    return sum(m.get("photo") in SELLER_PHOTOS for m in metas)
+
+
+def enough_sellers(sellers: int, photos: int) -> bool:
+    """Whether sellers' photos are a real share of the catalog's (`LearnConfig.min_seller_share`): not
+    a studio catalog with a few odd photos, or a few taken for sellers' by their looks."""
+    return sellers >= LEARN.min_seller_share * photos
 
 
 def studio_only(metas: list[dict[str, Any]], group: Any) -> set[str]:
@@ -256,10 +264,8 @@ def studio_only(metas: list[dict[str, Any]], group: Any) -> set[str]:
 
 def counted(report: dict[str, Any]) -> dict[str, float]:
     """`unvouched` per kind from a fit's report (`studio_only`; `seller_photos`: [sellers', all])."""
-    sellers, photos = report["seller_photos"]
-    if sellers < LEARN.min_seller_share * photos:
-        return {"category": 0.0, "product": 0.0}
-    return {kind: float(len(names)) for kind, names in report["studio_only"].items()}
+    counts = enough_sellers(*report["seller_photos"])
+    return {kind: float(len(names)) if counts else 0.0 for kind, names in report["studio_only"].items()}
 
 
 def revouched(report: dict[str, Any], added: Records) -> None:
@@ -276,10 +282,9 @@ def revouched(report: dict[str, Any], added: Records) -> None:
         groups = [str(g) for g in added.group(field)]
         vouched = {g for m, g in zip(added.metas, groups, strict=True) if g and m.get("photo") in SELLER_PHOTOS}
         new = {g for m, g in zip(added.metas, groups, strict=True) if g and m.get("photo") == STUDIO} - known
-        report["studio_only"][kind] = sorted((set(report["studio_only"][kind]) - vouched) | (new - vouched))
+        report["studio_only"][kind] = sorted((set(report["studio_only"][kind]) | new) - vouched)
     sellers, photos = report["seller_photos"]
-    report["seller_photos"] = [sellers + sum(m.get("photo") in SELLER_PHOTOS for m in added.metas),
-                               photos + len(added.metas)]
+    report["seller_photos"] = [sellers + sellers_photos(added.metas), photos + len(added.metas)]
     report["unvouched"] = counted(report)
 
 
