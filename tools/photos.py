@@ -174,6 +174,8 @@ def _local(ref: str) -> Path:
     path with the same message, so a refusal does not tell whether a file exists."""
     path = Path(ref).expanduser()
     if _roots is None:
+        if path.is_dir():
+            raise PhotoError(f"{ref}: a folder, not a photo; give the photo files in it")
         if not path.is_file():
             raise PhotoError(f"{ref}: no such file")
         return path

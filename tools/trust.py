@@ -10,7 +10,9 @@ only reads each text in several views so that an evasion lands in at least one o
 - plain: cleaned, case folded, look-alike letters (Cyrillic, Greek) folded to Latin;
 - joined: letters or digits spelt out one by one ("w e c h a t", "1-3-8-0-0") joined up;
 - leet: the joined view with digits and symbols read as the letters they stand in for ("w3ch@t");
-- digits: number words read as digits ("one three eight", 一三八), O and l between digits as 0 and 1.
+- dotted: the joined view with a domain's dot put back where it was hidden ("cheap . biz", "cheap[.]com",
+  "cheap. com", "c h e a p . c o m" all read "cheap.com"), read by the link and e-mail rules;
+- digits: number words read as digits ("one three eight", 一三八), O and l next to digits as 0 and 1.
 
 Every check is a single pass or a regular expression without nested repetition: linear in the text.
 """
@@ -45,6 +47,13 @@ YEAR, MONTH, DAY = r"(?:19|20)\d\d", r"(?:0?[1-9]|1[0-2])", r"(?:0?[1-9]|[12]\d|
 DATE = re.compile(rf"(?<!\d)(?:{YEAR}([-./]){MONTH}\1{DAY}|{DAY}([-./]){MONTH}\2{YEAR})(?!\d)")
 """A calendar date ('best before 2024-10-12'), which is no phone number."""
 DOT = r"(?:\.|。|点|\(dot\)|\[dot\]|\{dot\}| dot )"
+HIDDEN_DOT = re.compile(
+    r"\s*[\[({]\s*(?:\.|。|dot)\s*[\])}]\s*"  # bracketed: "cheap[.]com", "cheap ( . ) com"
+    r"|(?<=[^\W_])\s+[.。点]\s*(?=[^\W_])"  # a space before the dot, which no sentence puts there
+    r"|(?<=[^\W_])[.。]\s+(?=(?:com|org|cn|io|biz|xyz|ru|de|fr|ly|gg|cc|hk|tw|icu|pw|ws|su)(?![a-z0-9-]))"
+)
+"""A domain's dot written so that the link rule would not see it. After a full stop and a space only
+top-level domains that are no English word count ("cheap. com", not "in the box. me too")."""
 AT = r"(?:@|\(at\)|\[at\]|\{at\}| at )"
 
 
@@ -63,9 +72,10 @@ class Views:
     joined: str
     leet: str
     digits: str
+    dotted: str
 
     def all(self) -> tuple[str, ...]:
-        return self.plain, self.joined, self.leet
+        return self.plain, self.joined, self.leet, self.dotted
 
 
 def _plain(text: str) -> str:
@@ -88,7 +98,12 @@ _VIEWS: dict[tuple[str, int], Views] = {}
 def _views(text: str, policy: ModerationPolicy) -> Views:
     plain = _plain(text)
     joined = SPELT_OUT.sub(lambda m: SEPARATORS.sub("", m.group()), plain)
-    return Views(plain, joined, joined.translate(LEET), _as_digits(plain, policy))
+    dotted = SPELT_OUT.sub(lambda m: SEPARATORS.sub(_dot_or_nothing, m.group()), HIDDEN_DOT.sub(".", plain))
+    return Views(plain, joined, joined.translate(LEET), _as_digits(plain, policy), dotted)
+
+
+def _dot_or_nothing(separator: re.Match[str]) -> str:
+    return "." if "." in separator.group() or "。" in separator.group() else ""
 
 
 def _as_digits(text: str, policy: ModerationPolicy) -> str:
@@ -96,7 +111,9 @@ def _as_digits(text: str, policy: ModerationPolicy) -> str:
         return text
     words = _number_words(tuple(sorted(policy.number_words.items())))
     text = words.sub(lambda m: policy.number_words[m.group()], text)
-    return re.sub(r"(?<=\d)[ol](?=[\d\W])|(?<=[\d\W])[ol](?=\d)", lambda m: "0" if m.group() == "o" else "1", text)
+    # a run of O or l touching a digit and no other letter: "077OO9OO123", "O7700"
+    return re.sub(r"(?<![a-z])[ol]+(?=\d)|(?<=\d)[ol]+(?![a-z])",
+                  lambda m: m.group().replace("o", "0").replace("l", "1"), text)
 
 
 @lru_cache(maxsize=8)
@@ -164,10 +181,11 @@ def _compile(policy: ModerationPolicy) -> dict[str, re.Pattern[str]]:
             rf"(?<![a-z0-9._%+-])[a-z0-9._%+-]+ ?{AT} ?[a-z0-9-]+(?: ?{DOT} ?[a-z0-9-]+)*? ?{DOT} ?(?:{tlds})(?![a-z])"
         ),
         "link": re.compile(
-            rf"(?:https?|ftp) ?: ?//|www ?{DOT}|(?<![a-z0-9-])(?:t|wa) ?{DOT}? ?me ?/"
+            rf"(?:h[tx]{{2}}ps?|ftp) ?: ?//|www ?{DOT}|(?<![a-z0-9-])(?:t|wa) ?{DOT}? ?me ?/"
             rf"|(?<![a-z0-9-])[a-z0-9-]{{2,}}(?:{DOT}[a-z0-9-]+)*?"
             rf"(?:{DOT}| ?\(dot\) ?| ?\[dot\] ?| dot )(?:{tlds})(?![a-z0-9-])"
         ),
+        "handle": re.compile(r"@[a-z][a-z0-9_.]{2,}"),  # "@seller_bob", "bob@gmail": no listing needs one
         "lure": _phrases(policy.lures),
         "injection": _phrases(policy.injections),
         "authenticity": _phrases(policy.authenticity),
@@ -192,6 +210,9 @@ def _phrases(entries: Iterable[str]) -> re.Pattern[str]:
     return re.compile("|".join(rf"(?<![a-z0-9])(?:{p})" for p in parts) or r"(?!)")
 
 
+CONTACT_LABELS = {"messenger": "messenger id", "handle": "social handle"}
+
+
 def contact(v: Views, policy: ModerationPolicy, phones: bool = True) -> str | None:
     """'contact details (...)' when the text gives a way to reach the seller off the platform."""
     if not policy.contact_patterns:
@@ -199,9 +220,9 @@ def contact(v: Views, policy: ModerationPolicy, phones: bool = True) -> str | No
     if phones and any(phone_number(t, policy.min_phone_digits) for t in (v.digits, v.joined)):
         return "contact details (phone number)"
     rules = _compiled(policy)
-    for label in ("e-mail address", "link", "messenger"):
+    for label in ("e-mail address", "link", "messenger", "handle"):
         if any(rules[label].search(t) for t in v.all()):
-            return f"contact details ({label if label != 'messenger' else 'messenger id'})"
+            return f"contact details ({CONTACT_LABELS.get(label, label)})"
     if any(rules["lure"].search(t) for t in v.all()):
         return "contact details (off-platform lure)"
     return None

@@ -64,8 +64,10 @@ def test_real_huge_png_is_refused(tmp_path):
         resolve(str(path), LIMITS)
 
 
-def test_missing_file_and_corrupt_data_url():
+def test_missing_file_folder_and_corrupt_data_url(tmp_path):
     with pytest.raises(PhotoError, match="no such file"):
         resolve("/nonexistent/photo.jpg", LIMITS)
+    with pytest.raises(PhotoError, match="a folder, not a photo"):
+        resolve(str(tmp_path), LIMITS)
     with pytest.raises(PhotoError, match="corrupt"):
         resolve("data:image/png;base64,@@@not-base64", LIMITS)

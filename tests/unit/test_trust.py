@@ -35,6 +35,9 @@ LOOKALIKE = {"a": "а", "e": "е", "o": "о", "c": "с", "p": "р", "x": "х", "
     ("加我V信 abc_123", "contact details"),
     ("电话一三八零零一三八零零零", "contact details (phone number)"),
     ("visit seller888 dot com", "contact details (link)"),
+    ("visit w w w . cheapstuff . biz for more", "contact details (link)"),
+    ("insta: @seller_bob", "contact details"),
+    ("call 077OO9OO123", "contact details (phone number)"),
     ("bob (at) gmail (dot) com", "contact details (e-mail address)"),
     ("w3ch@t abc123", "contact details (messenger id)"),
     ("Pay outside the app and save", "contact details (off-platform lure)"),
@@ -52,6 +55,10 @@ def test_known_evasions_are_stopped(text, reason):
     "有问题欢迎私聊。", "Genuine leather strap, size 42.", "Sizes 38 39 40 41 available.", "Original box included.",
     "Operating system: Android 12.", "The belt can act as a styling detail.", "Gazelle 2 from adidas originals.",
     "九成新，用了两个月，自提。", "Price 1,299 or best offer.",
+    # a full stop, a space and a word-like top-level domain; a space before a full stop; "snap" and "@ 5"
+    "Works great. Top condition, shop bought.", "Comes with the case. Net weight 500g.", "Bought in the UK. UK size 8.",
+    "Barely used . no scratches.", "Fits well. Me and my wife loved it.", "Great. Co-op bag included.",
+    "Oh snap, it's a snap-on lid.", "Size 10, 100ml bottle, 2l jug.", "Two for 5 @ 2.50 each.",
 ])
 def test_ordinary_listing_text_passes(text):
     assert trust.problem(text, POLICY) is None
@@ -109,8 +116,14 @@ def links(draw) -> tuple[str, str]:
     handle = draw(st.from_regex(r"[a-z][a-z0-9]{5,10}", fullmatch=True))
     form = draw(st.sampled_from(["t.me/{h}", "wa.me/{h}", "{h}.com", "{h} dot com", "https://{h}.shop",
                                  "www.{h}.net", "{h}(dot)xyz", "{h}@gmail.com", "{h} (at) mail (dot) com",
-                                 "t . m e / {h}"]))
-    return form.format(h=handle), handle
+                                 "t . m e / {h}", "{h}{dot}{tld}", "www{dot}{h}{dot}{tld}", "@{h}", "{h}@gmail",
+                                 "{spelt}{dot}{tld}", "hxxps://{h}{dot}{tld}"]))
+    dot = draw(st.sampled_from([" . ", " .", ".  ", " 。", " 点 ", "[.]", "(.)", " { . } ", " [dot] ", "(dot)"]))
+    tld = draw(st.sampled_from(["com", "org", "biz", "xyz", "ru", "cn", "io"]))
+    if dot.strip() == "." and dot.startswith("."):  # "shop. " reads as a sentence's end before a word-like tld
+        tld = draw(st.sampled_from(["com", "org", "biz", "xyz", "cn"]))
+    spelt = draw(st.sampled_from([" ", "-", " - ", "."])).join(handle)
+    return form.format(h=handle, dot=dot, tld=tld, spelt=spelt), handle
 
 
 contacts = st.one_of(phone_numbers(), messenger_ids(), links())
