@@ -47,6 +47,11 @@ YEAR, MONTH, DAY = r"(?:19|20)\d\d", r"(?:0?[1-9]|1[0-2])", r"(?:0?[1-9]|[12]\d|
 DATE = re.compile(rf"(?<!\d)(?:{YEAR}([-./]){MONTH}\1{DAY}|{DAY}([-./]){MONTH}\2{YEAR})(?!\d)")
 """A calendar date ('best before 2024-10-12'), which is no phone number."""
 DOT = r"(?:\.|。|点|\(dot\)|\[dot\]|\{dot\}| dot )"
+AT_SIGN = r" ?(?:@|\(at\)|\[at\]|\{at\}) ?"
+MAIL_HOSTS = (rf"(?:{AT_SIGN}| at )(?:gmail|googlemail|hotmail|yahoo|icloud|protonmail|foxmail|yandex)"
+              rf"|{AT_SIGN}(?:outlook|proton|qq|163|126|aol|gmx)")
+"""Mail services an address names without its domain ("bob at gmail", "bob(at)qq"); those whose names
+are words or numbers ("good at outlook", "at 163 Main Street") only after an at sign."""
 HIDDEN_DOT = re.compile(
     r"\s*[\[({]\s*(?:\.|。|dot)\s*[\])}]\s*"  # bracketed: "cheap[.]com", "cheap ( . ) com"
     r"|(?<=[^\W_])\s+[.。点]\s*(?=[^\W_])"  # a space before the dot, which no sentence puts there
@@ -179,6 +184,7 @@ def _compile(policy: ModerationPolicy) -> dict[str, re.Pattern[str]]:
         "messenger": re.compile("|".join(_messenger(m) for m in policy.messengers)),
         "e-mail address": re.compile(
             rf"(?<![a-z0-9._%+-])[a-z0-9._%+-]+ ?{AT} ?[a-z0-9-]+(?: ?{DOT} ?[a-z0-9-]+)*? ?{DOT} ?(?:{tlds})(?![a-z])"
+            rf"|(?<![a-z0-9._%+-])[a-z0-9._%+-]+(?:{MAIL_HOSTS})(?![a-z0-9])"
         ),
         "link": re.compile(
             rf"(?:h[tx]{{2}}ps?|ftp) ?: ?//|www ?{DOT}|(?<![a-z0-9-])(?:t|wa) ?{DOT}? ?me ?/"

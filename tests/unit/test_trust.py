@@ -38,6 +38,8 @@ LOOKALIKE = {"a": "а", "e": "е", "o": "о", "c": "с", "p": "р", "x": "х", "
     ("visit w w w . cheapstuff . biz for more", "contact details (link)"),
     ("insta: @seller_bob", "contact details"),
     ("call 077OO9OO123", "contact details (phone number)"),
+    ("write to bob at gmail", "contact details (e-mail address)"),
+    ("bob(at)qq", "contact details (e-mail address)"),
     ("bob (at) gmail (dot) com", "contact details (e-mail address)"),
     ("w3ch@t abc123", "contact details (messenger id)"),
     ("Pay outside the app and save", "contact details (off-platform lure)"),
@@ -59,6 +61,7 @@ def test_known_evasions_are_stopped(text, reason):
     "Works great. Top condition, shop bought.", "Comes with the case. Net weight 500g.", "Bought in the UK. UK size 8.",
     "Barely used . no scratches.", "Fits well. Me and my wife loved it.", "Great. Co-op bag included.",
     "Oh snap, it's a snap-on lid.", "Size 10, 100ml bottle, 2l jug.", "Two for 5 @ 2.50 each.",
+    "Good at outlook planning, bought at 163 Main Street.",
 ])
 def test_ordinary_listing_text_passes(text):
     assert trust.problem(text, POLICY) is None
