@@ -46,10 +46,15 @@ def crop(img: Image.Image) -> Image.Image:
     return img.crop((left, top, left + SIZE, top + SIZE))
 
 
-def preprocess(img: Image.Image) -> np.ndarray:
-    """The crop scaled to [-1, 1] as EfficientNet-Lite expects: (3, 224, 224)."""
-    x = (np.asarray(img, dtype=np.float32) - 127.0) / 128.0  # (224, 224, 3)
-    return x.transpose(2, 0, 1)
+def preprocess(crops: list[Image.Image]) -> np.ndarray:
+    """The crops scaled to [-1, 1] as EfficientNet-Lite expects: (B, 3, 224, 224). Written into one
+    array in place: a float copy per photo cost ~4x as much (page faults of fresh large arrays)."""
+    x = np.empty((len(crops), 3, SIZE, SIZE), dtype=np.float32)
+    for i, img in enumerate(crops):
+        x[i] = np.asarray(img).transpose(2, 0, 1)
+    x -= 127.0
+    x *= 1 / 128.0  # a power of two: the same floats as dividing
+    return x
 
 
 def colour_histogram(img: Image.Image) -> np.ndarray:
@@ -137,7 +142,7 @@ def quantize(src: Path, dst: Path, photos: list[Path]) -> None:
     quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
     nodes = list(onnx.load(str(pre)).graph.node)
     head = max(i for i, n in enumerate(nodes) if n.op_type == "Conv")
-    batches = iter([{"x": preprocess(crop(load_rgb(str(p), str(p))))[None]} for p in photos])  # (1, 3, 224, 224)
+    batches = iter([{"x": preprocess([crop(load_rgb(str(p), str(p)))])} for p in photos])  # (1, 3, 224, 224)
 
     class Reader(CalibrationDataReader):
         def get_next(self) -> dict[str, np.ndarray] | None:
@@ -218,7 +223,7 @@ class EfficientNetEmbedder:
             crops = [crop(img.convert("RGB")) for img in images[start : start + batch]]
             if mirror:
                 crops = [c.transpose(Image.Transpose.FLIP_LEFT_RIGHT) for c in crops]
-            x = np.stack([preprocess(c) for c in crops])  # (B, 3, 224, 224)
+            x = preprocess(crops)  # (B, 3, 224, 224)
             colour = np.stack([colour_histogram(c) for c in crops])  # (B, 192)
             with self._lock:
                 gem, stage6, stage5 = self._run(x)
