@@ -146,6 +146,11 @@ class ExtractionRequest:
     """Per attribute, the confidence it needs at least (`thresholds.strict_attributes`)."""
     probes: dict[str, dict[str, float]] = field(default_factory=dict)
     """Per attribute, the catalog probe's {value: probability}."""
+    category_confidence: float = 1.0
+    """The listing's stated category confidence. Below `min_category_confidence` the catalog's votes
+    name no strict attribute: a photo the index cannot place (a T-shirt before a grocery catalog, whose
+    hits all agree on its biggest brand) is no evidence of whose it is."""
+    min_category_confidence: float = 0.0
 
 
 class Extractor(Protocol):

@@ -9,7 +9,8 @@ In order of trust:
    (learned space), or the index's linear probe for that attribute (`probe.py`), whichever the
    index's calibration on held-out catalog photos trusts most, stated only when it says a value
    this well supported is right often enough (`attribute_min_confidence`; brand and model, which
-   misrepresent an item when wrong, need more).
+   misrepresent an item when wrong, need more, and a category the listing states with at least
+   `category_min_confidence`: hits that agree on a brand say nothing of a photo the index cannot place).
 
 Also writes the price suggestion (`price.py`), which rests on the same references.
 """
@@ -151,7 +152,8 @@ class EvidenceExtractor:
             if colour is not None:
                 found["Colour"] = colour
         if model is not None:
-            rest = [n for n in r.wanted if n not in found and n != "Colour"]
+            placed = r.category_confidence >= r.min_category_confidence
+            rest = [n for n in r.wanted if n not in found and n != "Colour" and (placed or n not in r.strict)]
             sources = {"similar": r.lookalikes, "products": r.neighbours[: LEARN.vote_k]}
             found |= self.from_votes(sources, rest, model, r.min_confidence, r.probes, r.strict)
         return found
@@ -172,6 +174,8 @@ def extract_attributes(state: State, runtime: Runtime[Context]) -> dict[str, Any
         min_agreement=policy.thresholds.reference_min_agreement, min_colour_share=policy.thresholds.colour_min_share,
         strict=policy.thresholds.strict_attributes,
         probes={name: searcher.distribution(name, photos) for name in wanted},
+        category_confidence=state.category_confidence if state.category else 0.0,
+        min_category_confidence=policy.thresholds.category_min_confidence,
     ))
     return {
         "attributes": {name: v.value for name, v in found.items()},

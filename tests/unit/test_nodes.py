@@ -120,3 +120,16 @@ def test_fetch_template_known_category_and_generic_fallback(ctx, tmp_path):
     assert state.category is None
     assert state.template is not None and state.template.generic is True
     assert state.template.attributes[0] == "Brand"
+
+
+def test_a_photo_the_index_cannot_place_gets_no_brand_from_the_catalog(ctx, tmp_path):
+    """Hits that agree on a brand say nothing of a photo whose category is unsure (a T-shirt before a
+    grocery catalog: its hits are milks of the catalog's biggest brand): a brand stands then only
+    where the photo itself spells it."""
+    no_references = Context(index_dir=ctx.index_dir, policy=write_policy(tmp_path, thresholds={"spu_gate": 1.0}))
+    placed = run_until(gate_matches, str(QUERIES / "Arla-Standard-Milk_001.jpg"), no_references)
+    sure = apply(placed, extract_attributes(placed, runtime(no_references)))
+    assert sure.attributes.get("Brand") == "Arla" and sure.evidence["Brand"].startswith("products:")
+    unsure = apply(placed, {"category_confidence": 0.01})
+    unsure = apply(unsure, extract_attributes(unsure, runtime(no_references)))
+    assert "Brand" not in unsure.attributes, unsure.evidence
