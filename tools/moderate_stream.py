@@ -28,7 +28,10 @@ from ipl_tools.facts import facts_of
 from ipl_tools.grounding import Grounding, ungrounded_claim
 from ipl_tools.template_writer import compose_title, write
 
-SENTENCE = re.compile(r".+?(?:[.!?](?=\s|$)|[。！？]|$)\s*", re.S)
+SENTENCE = re.compile(
+    rf".+?(?:(?<!\s)[.!?](?=\s|$)(?!\s+(?i:{trust.NO_WORD_TLDS})(?![a-zA-Z0-9-]))|[。！？]|$)\s*", re.S)
+"""A sentence: up to a full stop, ! or ? before a space, or a CJK end. Not a dot a domain hides behind
+("shop . com", "shop. com"), so that cutting a text at a sentence does not keep half of one."""
 CJK_ENDS = ("。", "！", "？")
 
 

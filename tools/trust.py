@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -52,10 +53,12 @@ MAIL_HOSTS = (rf"(?:{AT_SIGN}| at )(?:gmail|googlemail|hotmail|yahoo|icloud|prot
               rf"|{AT_SIGN}(?:outlook|proton|qq|163|126|aol|gmx)")
 """Mail services an address names without its domain ("bob at gmail", "bob(at)qq"); those whose names
 are words or numbers ("good at outlook", "at 163 Main Street") only after an at sign."""
+NO_WORD_TLDS = "com|org|cn|io|biz|xyz|ru|de|fr|ly|gg|cc|hk|tw|icu|pw|ws|su"
+"""Top-level domains that are no English word: "cheap. com" is a domain, "in the box. me too" is not."""
 HIDDEN_DOT = re.compile(
     r"(?<!\s)\s{0,3}[\[({]\s{0,3}(?:\.|。|dot)\s{0,3}[\])}]\s{0,3}"  # bracketed: "cheap[.]com", "cheap ( . ) com"
     r"|(?<=[^\W_])\s+[.。点]\s*(?=[^\W_])"  # a space before the dot, which no sentence puts there
-    r"|(?<=[^\W_])[.。]\s+(?=(?:com|org|cn|io|biz|xyz|ru|de|fr|ly|gg|cc|hk|tw|icu|pw|ws|su)(?![a-z0-9-]))"
+    rf"|(?<=[^\W_])[.。]\s+(?=(?:{NO_WORD_TLDS})(?![a-z0-9-]))"
 )
 """A domain's dot written so that the link rule would not see it. After a full stop and a space only
 top-level domains that are no English word count ("cheap. com", not "in the box. me too")."""
@@ -103,12 +106,16 @@ _VIEWS: dict[tuple[str, int], Views] = {}
 def _views(text: str, policy: ModerationPolicy) -> Views:
     plain = _plain(text)
     joined = SPELT_OUT.sub(lambda m: SEPARATORS.sub("", m.group()), plain)
-    dotted = SPELT_OUT.sub(lambda m: SEPARATORS.sub(_dot_or_nothing, m.group()), HIDDEN_DOT.sub(".", plain))
+    dotted = HIDDEN_DOT.sub(".", SPELT_OUT.sub(_spelt_with_dots, plain))
     return Views(plain, joined, joined.translate(LEET), _as_digits(plain, policy), dotted)
 
 
-def _dot_or_nothing(separator: re.Match[str]) -> str:
-    return "." if "." in separator.group() or "。" in separator.group() else ""
+def _spelt_with_dots(run: re.Match[str]) -> str:
+    """A spelt-out run joined up, a dot kept where a separator unlike the run's usual one holds one:
+    "c h e a p . c o m" and "c-h-e-a-p.c-o-m" read "cheap.com", "a.0.0.0.0.0" reads "a00000"."""
+    text = run.group()
+    usual = Counter(SEPARATORS.findall(text)).most_common(1)[0][0]
+    return SEPARATORS.sub(lambda m: "." if m.group() != usual and ("." in m.group() or "。" in m.group()) else "", text)
 
 
 def _as_digits(text: str, policy: ModerationPolicy) -> str:
