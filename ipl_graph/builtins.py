@@ -20,8 +20,14 @@ def register_embedders(register: Register) -> None:
 
         return Int8EfficientNetEmbedder()
 
+    def clip(path: str) -> Any:
+        from ipl_tools.catalog.clip_embedding import CLIPEmbedder
+
+        return CLIPEmbedder(path)
+
     register("efficientnet-lite0", efficientnet_lite0)
     register("efficientnet-lite0-int8", efficientnet_lite0_int8)
+    register("clip", clip)  # clip:/path/to/checkpoint
 
 
 @hookimpl

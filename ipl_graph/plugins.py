@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import threading
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, cast
@@ -54,7 +55,11 @@ def factories(kind: str) -> dict[str, Callable[..., Any]]:
 
 
 def get(kind: str, name: str, *args: Hashable) -> Any:
-    """The backend `name` of `kind`, built once per distinct args; unknown names list the known ones."""
+    """The backend `name` of `kind`, built once per distinct args; unknown names list the known ones.
+    A name may carry its backend's one argument after a colon: `clip:/models/clip-vit-b32`."""
+    if ":" in name and not args:
+        name, argument = name.split(":", 1)
+        args = (argument,)
     with _lock:
         key = (kind, name, args)
         if key not in _instances:
@@ -63,6 +68,11 @@ def get(kind: str, name: str, *args: Hashable) -> Any:
                 raise UnknownBackendError(
                     f"unknown {kind} {name!r}; known: {', '.join(sorted(known)) or 'none'}"
                 )
+            try:
+                inspect.signature(known[name]).bind(*args)
+            except TypeError:
+                raise UnknownBackendError(f"{kind} {name!r} takes {'no argument' if args else 'an argument'}"
+                                          f" ({name}:ARGUMENT for one)") from None
             _instances[key] = known[name](*args)
         return _instances[key]
 

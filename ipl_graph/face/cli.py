@@ -24,8 +24,8 @@ def _parser() -> argparse.ArgumentParser:
                        " http://HOST:PORT[?collection=NAME&tenant=T&database=D]")
     index.add_argument("--policy", default="default", help="policy whose rules quarantine catalog rows")
     index.add_argument("--embedder", default="efficientnet-lite0",
-                       help="image embedder: efficientnet-lite0 (default) or efficientnet-lite0-int8 (~2x faster,"
-                       " list with the same --embedder)")
+                       help="image embedder: efficientnet-lite0 (default), efficientnet-lite0-int8 (~2x faster)"
+                       " or clip:FOLDER (a CLIP checkpoint on this machine); list with the same --embedder")
     index.add_argument("--ray", nargs="?", const="", metavar="ADDRESS", help="read and embed the photos with Ray"
                        " Data on the cluster at ADDRESS (HOST:6379, ray://HOST:10001), or a local one without it"
                        " (needs the ray extra)")
@@ -66,6 +66,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--generator", default="template", help="generator every run uses")
     serve.add_argument("--model", default="", help="model path or name for --generator transformers/openai")
     serve.add_argument("--base-url", default="", help="OpenAI-compatible server URL for --generator openai")
+    serve.add_argument("--embedder", default="efficientnet-lite0",
+                       help="image embedder the index was built with (default: efficientnet-lite0)")
     serve.add_argument("--photos-dir", default="", help="a folder whose photos clients may name by path"
                        " (default: none; clients upload)")
     serve.add_argument("--token", default="",
@@ -240,7 +242,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     return serve(args.port, Settings(
         index=args.index, policy=args.policy, generator=args.generator, model=args.model, base_url=args.base_url,
-        photos_dir=args.photos_dir, token=args.token, host=args.host, config=args.config, data=args.data,
+        embedder=args.embedder, photos_dir=args.photos_dir, token=args.token, host=args.host, config=args.config,
+        data=args.data,
     ))
 
 

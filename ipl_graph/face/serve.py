@@ -37,7 +37,7 @@ from ipl_graph.errors import UserError
 HOST = "127.0.0.1"
 # The Context fields `ipl serve` decides for every run, and the variables that carry them.
 CONTEXT_ENV = {"index_dir": "IPL_INDEX_DIR", "policy": "IPL_POLICY", "generator": "IPL_GENERATOR",
-               "model": "IPL_MODEL", "base_url": "IPL_BASE_URL"}
+               "model": "IPL_MODEL", "base_url": "IPL_BASE_URL", "embedder": "IPL_EMBEDDER"}
 INDEX_ENV = CONTEXT_ENV["index_dir"]
 PHOTOS_DIR_ENV = "IPL_PHOTOS_DIR"  # a folder of the server's whose photos clients may name
 STORE_ENV = "IPL_PHOTO_STORE"  # where uploads and data URLs are kept
@@ -55,6 +55,8 @@ class Settings:
     generator: str = "template"
     model: str = ""
     base_url: str = ""
+    embedder: str = "efficientnet-lite0"
+    """The image embedder the index was built with (`ipl index --embedder`)."""
     photos_dir: str = ""
     token: str = ""
     host: str = HOST
@@ -76,9 +78,19 @@ class Settings:
         if self.data and Path(self.data).expanduser().exists() and not Path(self.data).expanduser().is_dir():
             raise UserError(f"--data {self.data}: not a folder")
         load_policy(self.policy)
-        known = plugins.factories("generator")  # names only: a model loads on the first run, not here
-        if self.generator not in known:
-            raise UserError(f"--generator {self.generator!r} is unknown; known: {', '.join(sorted(known))}")
+        for kind, name in (("generator", self.generator), ("embedder", self.embedder.split(":", 1)[0])):
+            known = plugins.factories(kind)  # names only: a model loads on the first run, not here
+            if name not in known:
+                raise UserError(f"--{kind} {name!r} is unknown; known: {', '.join(sorted(known))}")
+
+
+def absolute_argument(backend: str) -> str:
+    """A backend name whose argument is a relative path (`clip:models/clip`) with that path made
+    absolute: the server runs in its own folder."""
+    name, colon, argument = backend.partition(":")
+    if colon and Path(argument).expanduser().exists():
+        return f"{name}:{Path(argument).expanduser().resolve()}"
+    return backend
 
 
 def is_url(index: str) -> bool:
@@ -110,6 +122,7 @@ def environment(settings: Settings, workdir: str) -> dict[str, str]:
         CONTEXT_ENV["generator"]: settings.generator,
         CONTEXT_ENV["model"]: settings.model,
         CONTEXT_ENV["base_url"]: settings.base_url,
+        CONTEXT_ENV["embedder"]: absolute_argument(settings.embedder),
         PHOTOS_DIR_ENV: str(Path(settings.photos_dir).expanduser().resolve()) if settings.photos_dir else "",
         STORE_ENV: str(Path(workdir) / "photos"),
         TOKEN_ENV: settings.token,

@@ -75,8 +75,11 @@ def combine(gem: np.ndarray, stage6: np.ndarray, stage5: np.ndarray, colour: np.
 
 
 def part(vectors: np.ndarray, name: str) -> np.ndarray:
-    """One part of stored vectors (N, 1776), normalised again: e.g. the colour histogram."""
+    """One part of stored vectors (N, 1776), normalised again: e.g. the colour histogram, which is
+    the last 192 values of every embedder's vectors (`clip_embedding.py`'s too)."""
     start, end = PARTS[name]
+    if name == "colour":
+        start, end = vectors.shape[1] - (end - start), vectors.shape[1]
     return _l2(vectors[:, start:end])
 
 

@@ -669,7 +669,8 @@ class Catalog:
         if vectors.shape[1] != model.mean.shape[0]:
             raise UserError(
                 f"the index at {self.location} holds {model.mean.shape[0]}-d vectors and the embedder gives"
-                f" {vectors.shape[1]}-d: it was built by another version; index the catalog again into a new folder"
+                f" {vectors.shape[1]}-d: it was built with another embedder (give the --embedder it was built"
+                " with) or by another version of IPL (index the catalog again into a new folder)"
             )
         if not learned:
             return self._query(self.collection, vectors, min(n, self.count()))
