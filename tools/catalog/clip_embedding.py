@@ -11,22 +11,18 @@ torch and transformers load only when this embedder is asked for.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from ipl_graph.errors import UserError
-from ipl_graph.schemas import Photo
-from ipl_tools.catalog.embedding import WEIGHTS, colour_histogram, crop
-from ipl_tools.photos import load_rgb
+from ipl_tools.catalog.embedding import WEIGHTS, CachedEmbedder, colour_histogram, crop
 
 PREFIX = "clip:"
 
 
-class CLIPEmbedder:
+class CLIPEmbedder(CachedEmbedder):
     """`embed(photos) -> (N, projection + 192)` float32, L2-normalised; cached per photo hash."""
 
     def __init__(self, path: str, cache_size: int = 4096) -> None:
@@ -46,11 +42,9 @@ class CLIPEmbedder:
         except (OSError, ValueError) as exc:
             raise UserError(f"{PREFIX}{path}: not a CLIP checkpoint with its image processor"
                             f" ({str(exc).splitlines()[0][:160]})") from None
+        super().__init__(cache_size)
         self._torch = torch
         self.name = f"{PREFIX}{path}"
-        self._lock = threading.Lock()
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._cache_size = cache_size
 
     def embed_images(self, images: list[Image.Image], batch: int = 32) -> np.ndarray:
         out = []
@@ -64,15 +58,6 @@ class CLIPEmbedder:
             out.append(_l2(x).astype(np.float32))
         return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
 
-    def embed(self, photos: list[Photo]) -> np.ndarray:
-        missing = [p for p in photos if p.sha256 not in self._cache]
-        if missing:
-            vectors = self.embed_images([load_rgb(p.path, p.sha256) for p in missing])
-            for photo, vec in zip(missing, vectors, strict=True):
-                self._cache[photo.sha256] = vec
-                if len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
-        return np.stack([self._cache[p.sha256] for p in photos])
 
 
 def _l2(x: np.ndarray) -> np.ndarray:

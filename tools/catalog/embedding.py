@@ -161,17 +161,41 @@ def quantize(src: Path, dst: Path, photos: list[Path]) -> None:
         tmp.unlink(missing_ok=True)
 
 
-class EfficientNetEmbedder:
+class CachedEmbedder:
+    """`embed(photos)` by a subclass's `embed_images`, each photo's vector kept by its hash (the
+    `cache_size` most recent): a photo asked for again, by another node or request, is not run again."""
+
+    def __init__(self, cache_size: int = 4096) -> None:
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cache_size = cache_size
+
+    def embed_images(self, images: list[Image.Image]) -> np.ndarray:
+        raise NotImplementedError
+
+    def embed(self, photos: list[Photo]) -> np.ndarray:
+        return self._cached(photos, "", self.embed_images)
+
+    def _cached(self, photos: list[Photo], view: str, embed_images) -> np.ndarray:
+        missing = [p for p in photos if view + p.sha256 not in self._cache]
+        if missing:
+            vectors = embed_images([load_rgb(p.path, p.sha256) for p in missing])
+            for photo, vec in zip(missing, vectors, strict=True):
+                self._cache[view + photo.sha256] = vec
+                if len(self._cache) > self._cache_size:
+                    self._cache.popitem(last=False)
+        return np.stack([self._cache[view + p.sha256] for p in photos])
+
+
+class EfficientNetEmbedder(CachedEmbedder):
     """`embed(photos) -> (N, 1776)` float32, L2-normalised; cached per photo hash."""
 
     name = "efficientnet-lite0"
     dim = DIM
 
     def __init__(self, threads: int = 2, cache_size: int = 4096) -> None:
+        super().__init__(cache_size)
         self.threads = threads
-        self._lock = threading.Lock()
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._cache_size = cache_size
         self._run = self._load()
 
     def _model_file(self) -> Path:
@@ -233,29 +257,11 @@ class EfficientNetEmbedder:
             out[start : start + len(x)] = combine(gem, stage6, stage5, colour)
         return out
 
-    def embed(self, photos: list[Photo]) -> np.ndarray:
-        missing = [p for p in photos if p.sha256 not in self._cache]
-        if missing:
-            vectors = self.embed_images([load_rgb(p.path, p.sha256) for p in missing])
-            for photo, vec in zip(missing, vectors, strict=True):
-                self._cache[photo.sha256] = vec
-                if len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
-        return np.stack([self._cache[p.sha256] for p in photos])
-
     def embed_query(self, photos: list[Photo]) -> np.ndarray:
         """A seller's photos as the catalog's, and mirrored, averaged: (N, 1776). A little steadier
         on home photos than one view, at one more forward pass a photo (catalog photos get one)."""
-        key = "mirror:"
-        missing = [p for p in photos if key + p.sha256 not in self._cache]
-        if missing:
-            mirrored = self.embed_images([load_rgb(p.path, p.sha256) for p in missing], mirror=True)
-            for photo, vec in zip(missing, mirrored, strict=True):
-                self._cache[key + photo.sha256] = vec
-                if len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
-        plain = self.embed(photos)
-        both = plain + np.stack([self._cache[key + p.sha256] for p in photos])
+        mirrored = self._cached(photos, "mirror:", lambda images: self.embed_images(images, mirror=True))
+        both = self.embed(photos) + mirrored
         return both / np.linalg.norm(both, axis=1, keepdims=True)
 
 
