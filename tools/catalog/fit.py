@@ -96,7 +96,11 @@ def fit(records: Records, seed: int = 0) -> IndexModel:
             model.gate = fit_rate(np.array(held["gate"]), ok)
     if held["cat_ok"]:
         _fit_category(model, held, report)
-    model.attributes, report["held_out_attributes"] = _fit_attributes(held["attr"] | _lookalike_samples(records, rng))
+    lookalikes, nearest = _lookalike_samples(records, rng)
+    model.attributes, report["held_out_attributes"] = _fit_attributes(held["attr"] | lookalikes)
+    if nearest:
+        model.domain_floor = round(float(np.quantile(nearest, LEARN.domain_quantile)) - LEARN.domain_margin, 4)
+        report["domain_floor"] = model.domain_floor
     model.colours, model.colour_names = _colour_table(records)
     model.idf = idf(records.metas)
     model.words = vocabulary(records.metas)
@@ -316,15 +320,16 @@ def _unlike(records: Records, groups: np.ndarray, train: np.ndarray, test: np.nd
     return train[~near]
 
 
-def _lookalike_samples(records: Records, rng: np.random.Generator) -> dict[str, list[tuple[float, bool]]]:
+def _lookalike_samples(records: Records, rng: np.random.Generator) -> tuple[dict[str, list[tuple[float, bool]]],
+                                                                             list[float]]:
     """(agreement, right) of look-alike votes (raw space, colour from the colour histograms) for
-    held-out catalog photos, their own listing and near-duplicates hidden."""
+    held-out catalog photos, their own listing and near-duplicates hidden; and each one's nearest
+    look-alike's similarity (the domain floor's)."""
     from ipl_tools.catalog.embedding import part
 
     attrs = [attributes_of(m) for m in records.metas]
     samples: dict[str, list[tuple[float, bool]]] = defaultdict(list)
-    if not any(attrs):
-        return samples
+    nearest: list[float] = []
     groups = records.group("spu")
     colour_part = part(records.vectors, "colour")
     no_colour = np.array([not a.get("Colour") for a in attrs])
@@ -339,6 +344,8 @@ def _lookalike_samples(records: Records, rng: np.random.Generator) -> dict[str, 
         csims[hidden | no_colour[None, :]] = HIDDEN
         for row, crow, i in zip(sims, csims, idx, strict=True):
             near = top(row, LEARN.lookalike_k)
+            if row[near[0]] > HIDDEN:
+                nearest.append(float(row[near[0]]))
             for name, truth in attrs[i].items():
                 if not truth:
                     continue
@@ -346,7 +353,7 @@ def _lookalike_samples(records: Records, rng: np.random.Generator) -> dict[str, 
                 value, agreement, _ = vote([(float((crow if name == "Colour" else row)[j]), attrs[j].get(name))
                                             for j in hits])
                 samples[f"similar:{name}"].append((agreement, same(value, truth)))
-    return samples
+    return samples, nearest
 
 
 def _fit_attributes(samples: dict[str, list[tuple[float, bool]]]) -> tuple[dict[str, list[float]], dict[str, Any]]:
