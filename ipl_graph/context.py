@@ -45,3 +45,15 @@ class Context:
         default=False,
         metadata={"description": "Interrupt after attribute extraction so the seller confirms or edits."},
     )
+
+
+def absolute_backend(name: str) -> str:
+    """A backend name whose argument is a relative path (`clip:models/clip`) with that path made
+    absolute, so that one name means one model whichever folder a command (or the server, or the
+    warm worker serving several folders) runs in."""
+    from pathlib import Path
+
+    base, colon, argument = name.partition(":")
+    if colon and Path(argument).expanduser().exists():
+        return f"{base}:{Path(argument).expanduser().resolve()}"
+    return name

@@ -312,6 +312,10 @@ def main(argv: list[str] | None = None, worker: bool | None = None) -> int:
     to the warm worker (`ipl_graph.face.worker`); `main(argv)` from Python runs everything here."""
     taming.apply()
     args = _parser().parse_args(argv)
+    if getattr(args, "embedder", None):
+        from ipl_graph.context import absolute_backend
+
+        args.embedder = absolute_backend(args.embedder)
     if worker is None:
         worker = argv is None
     try:

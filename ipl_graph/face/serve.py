@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import IO
 
 from ipl_graph import taming
+from ipl_graph.context import absolute_backend
 from ipl_graph.errors import UserError
 
 HOST = "127.0.0.1"
@@ -84,15 +85,6 @@ class Settings:
                 raise UserError(f"--{kind} {name!r} is unknown; known: {', '.join(sorted(known))}")
 
 
-def absolute_argument(backend: str) -> str:
-    """A backend name whose argument is a relative path (`clip:models/clip`) with that path made
-    absolute: the server runs in its own folder."""
-    name, colon, argument = backend.partition(":")
-    if colon and Path(argument).expanduser().exists():
-        return f"{name}:{Path(argument).expanduser().resolve()}"
-    return backend
-
-
 def is_url(index: str) -> bool:
     """Whether an index is on a Chroma server (`ipl_tools.catalog.chroma_server`) rather than in a folder."""
     return index.startswith(("http://", "https://"))
@@ -122,7 +114,7 @@ def environment(settings: Settings, workdir: str) -> dict[str, str]:
         CONTEXT_ENV["generator"]: settings.generator,
         CONTEXT_ENV["model"]: settings.model,
         CONTEXT_ENV["base_url"]: settings.base_url,
-        CONTEXT_ENV["embedder"]: absolute_argument(settings.embedder),
+        CONTEXT_ENV["embedder"]: absolute_backend(settings.embedder),
         PHOTOS_DIR_ENV: str(Path(settings.photos_dir).expanduser().resolve()) if settings.photos_dir else "",
         STORE_ENV: str(Path(workdir) / "photos"),
         TOKEN_ENV: settings.token,

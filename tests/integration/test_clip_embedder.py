@@ -13,7 +13,7 @@ from langgraph_sdk import get_sync_client
 
 from helpers import QUERIES, SAMPLE, ipl_server
 from ipl_graph import plugins
-from ipl_graph.context import Context
+from ipl_graph.context import Context, absolute_backend
 from ipl_graph.errors import UnknownBackendError, UserError
 from ipl_graph.face.cli import main
 from ipl_graph.graph import graph
@@ -62,6 +62,8 @@ def test_the_server_lists_with_the_embedder_it_is_given(clip_folder, tmp_path, m
     embedder = f"clip:{clip_folder}"
     build_catalog(tmp_path / "index", [r for r in read_listings(SAMPLE / "listings.jsonl")][:20], embedder=embedder)
     monkeypatch.chdir(Path(clip_folder).parent)  # a relative folder: the server, in its own folder, gets it whole
+    assert absolute_backend(f"clip:{Path(clip_folder).name}") == embedder
+    assert absolute_backend("efficientnet-lite0") == "efficientnet-lite0"
     with ipl_server(str(tmp_path / "index"), tmp_path / "server.log", "--embedder", f"clip:{Path(clip_folder).name}",
                     "--photos-dir", str(SAMPLE)) as (url, log):
         result = get_sync_client(url=url, timeout=120).runs.wait(
