@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from functools import lru_cache
 
 from ipl_graph.policies import WritingPolicy
+from ipl_tools.trust import SEPARATOR_RUN
 
 CLAUSE = re.compile(r"[^\n.!?;,。！？；，、]+")
 """A hint's clauses: split at sentence ends and commas ('barely used, comes with box, pickup only')."""
@@ -20,7 +21,7 @@ CLAUSE = re.compile(r"[^\n.!?;,。！？；，、]+")
 @lru_cache(maxsize=16)
 def _cues(items: tuple[tuple[str, tuple[str, ...]], ...]) -> list[tuple[str, re.Pattern[str]]]:
     def pattern(cue: str) -> str:
-        body = re.sub(r" ([?*])?", lambda m: r"[\W_]*" if m.group(1) else r"[\W_]+", cue.casefold())
+        body = re.sub(r" ([?*])?", lambda m: SEPARATOR_RUN[bool(m.group(1))], cue.casefold())
         return rf"(?<![a-z]){body}" if cue[:1].isascii() and cue[:1].isalpha() else body
 
     return [(part, re.compile("|".join(pattern(c) for c in cues))) for part, cues in items if cues]

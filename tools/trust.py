@@ -223,7 +223,7 @@ punctuation costs each position a few steps, not the rest of the run (50,000 ful
 
 
 def _phrases(entries: Iterable[str]) -> re.Pattern[str]:
-    """Policy phrases as one pattern: a space matches any run of spaces or punctuation."""
+    """Policy phrases as one pattern: a space matches a run of spaces or punctuation (`SEPARATOR_RUN`)."""
     parts = [re.sub(r" ([?*])?", lambda m: SEPARATOR_RUN[bool(m.group(1))], e.casefold()) for e in entries]
     return re.compile("|".join(rf"(?<![a-z0-9])(?:{p})" for p in parts) or r"(?!)")
 
