@@ -37,8 +37,12 @@ LOOKALIKES = str.maketrans({
     "у": "y", "х": "x", "і": "i", "ї": "i", "ј": "j", "ѕ": "s", "ԁ": "d", "ԛ": "q", "ԝ": "w", "һ": "h", "ɡ": "g",
     "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t", "υ": "u",
     "χ": "x", "ω": "w", "ϲ": "c", "ℓ": "l", "ı": "i",
+    # enclosed letters NFKC leaves alone: negative circled, negative squared, regional indicators (🅦🅔🅒)
+    **{chr(first + i): chr(ord("a") + i) for first in (0x1F150, 0x1F170, 0x1F1E6) for i in range(26)},
 })
 LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"})
+ACCENTS = re.compile(r"(?<=[a-z])[\u0300-\u036f]+")
+"""Combining accents on a Latin letter (after NFD): read 'é' as 'e'; other scripts' marks stay."""
 SPELT_OUT = re.compile(r"(?<![^\W_])(?:[^\W_][\W_]{1,3}){2,}[^\W_](?![^\W_])")
 """Three or more single letters or digits with separators between them: 'w e c h a t', '1.3.8'."""
 SEPARATORS = re.compile(r"[\W_]+")
@@ -87,7 +91,11 @@ class Views:
 
 
 def _plain(text: str) -> str:
-    return unicodedata.normalize("NFKC", clean(text)).casefold().translate(LOOKALIKES)
+    """NFKC, case folded, look-alikes folded, and Latin letters' accents dropped ('wé chat')."""
+    text = unicodedata.normalize("NFKC", clean(text)).casefold().translate(LOOKALIKES)
+    if text.isascii():
+        return text
+    return unicodedata.normalize("NFC", ACCENTS.sub("", unicodedata.normalize("NFD", text)))
 
 
 def views(text: str, policy: ModerationPolicy) -> Views:
@@ -106,7 +114,7 @@ _VIEWS: dict[tuple[str, int], Views] = {}
 def _views(text: str, policy: ModerationPolicy) -> Views:
     plain = _plain(text)
     joined = SPELT_OUT.sub(lambda m: SEPARATORS.sub("", m.group()), plain)
-    dotted = HIDDEN_DOT.sub(".", SPELT_OUT.sub(_spelt_with_dots, plain))
+    dotted = SPELT_OUT.sub(_spelt_with_dots, HIDDEN_DOT.sub(".", plain))
     return Views(plain, joined, joined.translate(LEET), _as_digits(plain, policy), dotted)
 
 

@@ -39,6 +39,8 @@ LOOKALIKE = {"a": "а", "e": "е", "o": "о", "c": "с", "p": "р", "x": "х", "
     ("insta: @seller_bob", "contact details"),
     ("call 077OO9OO123", "contact details (phone number)"),
     ("write to bob at gmail", "contact details (e-mail address)"),
+    ("wé chat: abc123", "contact details (messenger id)"),
+    ("🅦🅔🅒🅗🅐🅣 abc123", "contact details (messenger id)"),
     ("bob(at)qq", "contact details (e-mail address)"),
     ("bob (at) gmail (dot) com", "contact details (e-mail address)"),
     ("w3ch@t abc123", "contact details (messenger id)"),
