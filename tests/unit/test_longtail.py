@@ -87,8 +87,6 @@ def test_health_names_the_classes_with_too_few_photos():
     assert not any("studio" in line for line in lines)
     model.report["unvouched"] = {"category": 2.0, "product": 2.0}
     assert "known by studio shots alone: 2 categories and 2 products" in health_lines(model)[-1]
-    model.domain_floor = 0.56
-    assert health_lines(model)[-1].startswith("  photos whose nearest catalog look-alike is below 0.56 look like")
     assert health_lines(IndexModel(count=1, label_kind="none", mean=np.zeros(4), matrix=None)) == []
 
 

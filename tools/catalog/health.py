@@ -53,9 +53,6 @@ def health_lines(model: IndexModel) -> list[str]:
     if model.label_kind == "spu":
         lines += few_lines("products", products)
     lines += studio_lines(report.get("unvouched") or {})
-    if model.domain_floor is not None:
-        lines.append(f"  photos whose nearest catalog look-alike is below {model.domain_floor:.2f} look like nothing in"
-                     " the catalog: their listings are written from the photos alone")
     return lines
 
 
