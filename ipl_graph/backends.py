@@ -58,12 +58,6 @@ class CatalogModel(Protocol):
         """{word: catalog products whose title, attributes or category name it}; {} where unknown."""
         ...
 
-    @property
-    def domain_floor(self) -> float | None:
-        """The nearest look-alike's similarity below which photos look like nothing in the catalog;
-        None where the catalog cannot say."""
-        ...
-
     def category_confidence(self, category: str, share: float, score: float) -> tuple[float, float]:
         """(P(right) where the catalog has the seller's category, the stated P(right))."""
         ...

@@ -133,23 +133,3 @@ def test_a_photo_the_index_cannot_place_gets_no_brand_from_the_catalog(ctx, tmp_
     unsure = apply(placed, {"category_confidence": 0.01})
     unsure = apply(unsure, extract_attributes(unsure, runtime(no_references)))
     assert "Brand" not in unsure.attributes, unsure.evidence
-
-
-def test_photos_like_nothing_in_the_catalog_are_written_from_the_photos_alone(ctx, tmp_path):
-    """Below the catalog's domain floor (learned at index time from its own photos' nearest
-    look-alikes) the hits would still agree on a category and a brand: the graph writes from the
-    photos alone, and says why."""
-    import numpy as np
-    from PIL import Image
-
-    from ipl_graph.graph import graph
-    from ipl_graph.state import InputState
-
-    noise = tmp_path / "noise.jpg"
-    Image.fromarray(np.random.default_rng(0).integers(0, 256, (320, 320, 3), dtype=np.uint8)).save(noise)
-    state = run_until(search_similar, str(noise), ctx)
-    assert state.neighbours == [] and "look like nothing in the catalog" in (state.degraded or "")
-    assert run_until(search_similar, BANANA, ctx).degraded is None
-    listing = graph.invoke(InputState(photos=[str(noise)]), context=ctx)
-    assert listing["category"] is None and listing["references"] == []
-    assert not set(listing["evidence"].values()) - {"photo"}  # nothing the catalog voted

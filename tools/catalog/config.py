@@ -45,15 +45,6 @@ class LearnConfig:
     # photos of the other kind, or a few taken for it by their looks (`photos.looks_studio`: 6 of 1,500
     # fashion photos), is a studio catalog. The issue's 400-row grocery catalog has 80%.
     min_seller_share: float = 0.05
-    # A photo whose nearest catalog look-alike (raw space) is this far below the 1st percentile of the
-    # held-out catalog photos' own (their listing and near-duplicates hidden) looks like nothing in the
-    # catalog: the listing is written from the photos alone (`IndexModel.domain_floor`). Sellers' shop
-    # and home photos sit lower than catalog photos among themselves: on the shared data the lowest
-    # query of each catalog stays 0.06-0.1 above the floor this margin gives, while a banana before the
-    # fashion catalog (nearest look-alike 0.28-0.51) or a shirt before the grocery one (0.38-0.64) falls
-    # below it. Fashion studio shots before the grocery catalog mostly do not (0.60-0.78).
-    domain_quantile: float = 0.01
-    domain_margin: float = 0.15
     # Raw cosine above which two photos of one product are taken for the same shot (hidden from each
     # other when the calibrations are fitted).
     near_duplicate: float = 0.9

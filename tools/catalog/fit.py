@@ -96,11 +96,7 @@ def fit(records: Records, seed: int = 0) -> IndexModel:
             model.gate = fit_rate(np.array(held["gate"]), ok)
     if held["cat_ok"]:
         _fit_category(model, held, report)
-    lookalikes, nearest = _lookalike_samples(records, rng)
-    model.attributes, report["held_out_attributes"] = _fit_attributes(held["attr"] | lookalikes)
-    if nearest:
-        model.domain_floor = round(float(np.quantile(nearest, LEARN.domain_quantile)) - LEARN.domain_margin, 4)
-        report["domain_floor"] = model.domain_floor
+    model.attributes, report["held_out_attributes"] = _fit_attributes(held["attr"] | _lookalike_samples(records, rng))
     model.colours, model.colour_names = _colour_table(records)
     model.idf = idf(records.metas)
     model.words = vocabulary(records.metas)
@@ -320,16 +316,15 @@ def _unlike(records: Records, groups: np.ndarray, train: np.ndarray, test: np.nd
     return train[~near]
 
 
-def _lookalike_samples(records: Records, rng: np.random.Generator) -> tuple[dict[str, list[tuple[float, bool]]],
-                                                                             list[float]]:
+def _lookalike_samples(records: Records, rng: np.random.Generator) -> dict[str, list[tuple[float, bool]]]:
     """(agreement, right) of look-alike votes (raw space, colour from the colour histograms) for
-    held-out catalog photos, their own listing and near-duplicates hidden; and each one's nearest
-    look-alike's similarity (the domain floor's)."""
+    held-out catalog photos, their own listing and near-duplicates hidden."""
     from ipl_tools.catalog.embedding import part
 
     attrs = [attributes_of(m) for m in records.metas]
     samples: dict[str, list[tuple[float, bool]]] = defaultdict(list)
-    nearest: list[float] = []
+    if not any(attrs):
+        return samples
     groups = records.group("spu")
     colour_part = part(records.vectors, "colour")
     no_colour = np.array([not a.get("Colour") for a in attrs])
@@ -344,8 +339,6 @@ def _lookalike_samples(records: Records, rng: np.random.Generator) -> tuple[dict
         csims[hidden | no_colour[None, :]] = HIDDEN
         for row, crow, i in zip(sims, csims, idx, strict=True):
             near = top(row, LEARN.lookalike_k)
-            if row[near[0]] > HIDDEN:
-                nearest.append(float(row[near[0]]))
             for name, truth in attrs[i].items():
                 if not truth:
                     continue
@@ -353,7 +346,7 @@ def _lookalike_samples(records: Records, rng: np.random.Generator) -> tuple[dict
                 value, agreement, _ = vote([(float((crow if name == "Colour" else row)[j]), attrs[j].get(name))
                                             for j in hits])
                 samples[f"similar:{name}"].append((agreement, same(value, truth)))
-    return samples, nearest
+    return samples
 
 
 def _fit_attributes(samples: dict[str, list[tuple[float, bool]]]) -> tuple[dict[str, list[float]], dict[str, Any]]:

@@ -65,9 +65,6 @@ class IndexModel:
     """Per label ('category' or an attribute name), its linear probe on raw photo vectors."""
     report: dict[str, Any] = field(default_factory=dict)
     """What the fit saw: held-out accuracies, calibrated thresholds, sizes."""
-    domain_floor: float | None = None
-    """The nearest look-alike's similarity below which a photo looks like nothing in the catalog
-    (`LearnConfig.domain_margin`); None for a model fitted before there was one."""
     collection: str = "learned"
     """The Chroma collection that holds the catalog photos in this model's projection (a new one per fit)."""
 
@@ -78,7 +75,7 @@ class IndexModel:
             "category_stated": self.category_stated, "category_typical": self.category_typical,
             "attributes": self.attributes, "colour_names": self.colour_names, "idf": self.idf,
             "words": self.words, "report": self.report, "probes": {name: p.classes for name, p in self.probes.items()},
-            "format": MODEL_FORMAT, "collection": self.collection, "domain_floor": self.domain_floor,
+            "format": MODEL_FORMAT, "collection": self.collection,
         }
         arrays: dict[str, Any] = {"mean": self.mean, "meta": np.array(json.dumps(meta))}
         arrays |= {f"probe:{name}": p.weights for name, p in self.probes.items()}
@@ -112,7 +109,7 @@ class IndexModel:
                 colour_names=meta["colour_names"], idf=meta["idf"], words=meta.get("words", {}),
                 report=meta.get("report", {}),
                 probes={name: Probe(classes, z[f"probe:{name}"]) for name, classes in meta.get("probes", {}).items()},
-                collection=meta.get("collection", "learned"), domain_floor=meta.get("domain_floor"),
+                collection=meta.get("collection", "learned"),
             )
 
     def project(self, x: np.ndarray) -> np.ndarray:
