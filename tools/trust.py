@@ -41,6 +41,8 @@ LOOKALIKES = str.maketrans({
     **{chr(first + i): chr(ord("a") + i) for first in (0x1F150, 0x1F170, 0x1F1E6) for i in range(26)},
 })
 LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"})
+REPEATED_DIGIT = re.compile(r"(?<![a-z])(double|triple) ?(\d)")
+"""A digit said twice or three times ("double zero", read as digits first): '00'."""
 ACCENTS = re.compile(r"(?<=[a-z])[\u0300-\u036f]+")
 """Combining accents on a Latin letter (after NFD): read 'é' as 'e'; other scripts' marks stay."""
 SPELT_OUT = re.compile(r"(?<![^\W_])(?:[^\W_][\W_]{1,3}){2,}[^\W_](?![^\W_])")
@@ -131,6 +133,7 @@ def _as_digits(text: str, policy: ModerationPolicy) -> str:
         return text
     words = _number_words(tuple(sorted(policy.number_words.items())))
     text = words.sub(lambda m: policy.number_words[m.group()], text)
+    text = REPEATED_DIGIT.sub(lambda m: m.group(2) * (2 if m.group(1) == "double" else 3), text)  # "double 0"
     # a run of O or l touching a digit and no other letter: "077OO9OO123", "O7700"
     return re.sub(r"(?<![a-z])[ol]+(?=\d)|(?<=\d)[ol]+(?![a-z])",
                   lambda m: m.group().replace("o", "0").replace("l", "1"), text)
@@ -215,10 +218,10 @@ def _compile(policy: ModerationPolicy) -> dict[str, re.Pattern[str]]:
 
 def _messenger(name: str) -> str:
     """A messenger's name as a pattern: spelt out with separators for Latin names of four letters or
-    more, as a whole word for short ones ('qq', 'vx'), as written for CJK."""
+    more, as a whole word for short ones ('qq', 'vx'), as written or split by separators for CJK."""
     name = name.casefold()
-    if not name.isascii():
-        return re.escape(name)
+    if not name.isascii():  # CJK: as written, or split by a few separators ("威 信")
+        return r"[\W_]{0,3}".join(re.escape(c) for c in name if not c.isspace())
     letters = [c for c in name if c.isalnum()]
     if len(letters) < 4:
         return rf"(?<![a-z0-9]){re.escape(''.join(letters))}(?![a-z])"

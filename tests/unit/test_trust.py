@@ -41,6 +41,10 @@ LOOKALIKE = {"a": "а", "e": "е", "o": "о", "c": "с", "p": "р", "x": "х", "
     ("write to bob at gmail", "contact details (e-mail address)"),
     ("wé chat: abc123", "contact details (messenger id)"),
     ("🅦🅔🅒🅗🅐🅣 abc123", "contact details (messenger id)"),
+    ("➕V abc123", "contact details (off-platform lure)"),
+    ("薇❤ abc123", "contact details (off-platform lure)"),
+    ("威 信 abc123", "contact details (messenger id)"),
+    ("0 seven seven 00 nine double zero one two three", "contact details (phone number)"),
     ("bob(at)qq", "contact details (e-mail address)"),
     ("bob (at) gmail (dot) com", "contact details (e-mail address)"),
     ("w3ch@t abc123", "contact details (messenger id)"),
@@ -63,10 +67,18 @@ def test_known_evasions_are_stopped(text, reason):
     "Works great. Top condition, shop bought.", "Comes with the case. Net weight 500g.", "Bought in the UK. UK size 8.",
     "Barely used . no scratches.", "Fits well. Me and my wife loved it.", "Great. Co-op bag included.",
     "Oh snap, it's a snap-on lid.", "Size 10, 100ml bottle, 2l jug.", "Two for 5 @ 2.50 each.",
-    "Good at outlook planning, bought at 163 Main Street.",
+    "Good at outlook planning, bought at 163 Main Street.", "Double zip pocket, triple stitched, size 10 + v neck.",
 ])
 def test_ordinary_listing_text_passes(text):
     assert trust.problem(text, POLICY) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.uuids(), st.sampled_from(["clothing-", "myntra-", "", "sku_"]))
+def test_catalog_ids_of_hex_digits_are_no_contact(uuid, prefix):
+    """A catalog's ids are often UUIDs: their letters a-f ('fb', 'ad') and digit runs are no handle,
+    messenger or phone number."""
+    assert trust.row_problem({"id": f"{prefix}{uuid}", "title": "Blue shirt"}, POLICY) is None
 
 
 def test_the_bundled_catalog_has_nothing_to_quarantine():
