@@ -47,13 +47,20 @@ class Context:
     )
 
 
+def split_backend(name: str) -> tuple[str, str | None]:
+    """(backend, its one argument or None): a backend name may carry an argument after a colon,
+    `clip:/models/clip-vit-b32`."""
+    base, colon, argument = name.partition(":")
+    return base, argument if colon else None
+
+
 def absolute_backend(name: str) -> str:
     """A backend name whose argument is a relative path (`clip:models/clip`) with that path made
     absolute, so that one name means one model whichever folder a command (or the server, or the
     warm worker serving several folders) runs in."""
     from pathlib import Path
 
-    base, colon, argument = name.partition(":")
-    if colon and Path(argument).expanduser().exists():
+    base, argument = split_backend(name)
+    if argument is not None and Path(argument).expanduser().exists():
         return f"{base}:{Path(argument).expanduser().resolve()}"
     return name

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 import pluggy
 
 from ipl_graph import hookspecs
+from ipl_graph.context import split_backend
 from ipl_graph.errors import UnknownBackendError
 
 if TYPE_CHECKING:
@@ -57,9 +58,9 @@ def factories(kind: str) -> dict[str, Callable[..., Any]]:
 def get(kind: str, name: str, *args: Hashable) -> Any:
     """The backend `name` of `kind`, built once per distinct args; unknown names list the known ones.
     A name may carry its backend's one argument after a colon: `clip:/models/clip-vit-b32`."""
-    if ":" in name and not args:
-        name, argument = name.split(":", 1)
-        args = (argument,)
+    if not args:
+        name, argument = split_backend(name)
+        args = () if argument is None else (argument,)
     with _lock:
         key = (kind, name, args)
         if key not in _instances:

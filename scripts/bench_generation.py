@@ -158,16 +158,14 @@ def hints(policy, state, runs: int) -> None:
         print(f"{label:>10} hint: screen {statistics.median(took) * 1000:7.1f} ms,"
               f" whole-text check {statistics.median(whole) * 1000:7.1f} ms")
     for name, char in (("full stops", "."), ("spaces", " ")):
-        runs_of(name, char)
+        runs_of(name, char, policy)
 
 
-def runs_of(name: str, char: str) -> None:
+def runs_of(name: str, char: str, policy) -> None:
     """A catalog row's text (no length limit) made of one punctuation run: each rule is linear in it
     (50,000 full stops took 85 s in the injection rules before their separators were bounded)."""
-    from ipl_graph.policies import load_policy
     from ipl_tools.trust import row_problem
 
-    policy = load_policy()
     line = []
     for size in (25_000, 50_000, 100_000):
         t = time.perf_counter()

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import IO
 
 from ipl_graph import taming
-from ipl_graph.context import absolute_backend
+from ipl_graph.context import absolute_backend, split_backend
 from ipl_graph.errors import UserError
 
 HOST = "127.0.0.1"
@@ -79,7 +79,7 @@ class Settings:
         if self.data and Path(self.data).expanduser().exists() and not Path(self.data).expanduser().is_dir():
             raise UserError(f"--data {self.data}: not a folder")
         load_policy(self.policy)
-        for kind, name in (("generator", self.generator), ("embedder", self.embedder.split(":", 1)[0])):
+        for kind, name in (("generator", self.generator), ("embedder", split_backend(self.embedder)[0])):
             known = plugins.factories(kind)  # names only: a model loads on the first run, not here
             if name not in known:
                 raise UserError(f"--{kind} {name!r} is unknown; known: {', '.join(sorted(known))}")

@@ -18,6 +18,7 @@ from PIL import Image
 
 from ipl_graph.errors import UserError
 from ipl_tools.catalog.embedding import WEIGHTS, CachedEmbedder, colour_histogram, crop
+from ipl_tools.catalog.projection import l2
 
 PREFIX = "clip:"
 
@@ -54,11 +55,6 @@ class CLIPEmbedder(CachedEmbedder):
             with self._lock, self._torch.inference_mode():
                 features = self._model(pixel_values=pixels).image_embeds.numpy()  # (B, projection)
             colour = np.stack([colour_histogram(crop(img)) for img in rgb])  # (B, 192)
-            x = np.concatenate([_l2(features), WEIGHTS["colour"] * _l2(colour)], axis=1)
-            out.append(_l2(x).astype(np.float32))
+            x = np.concatenate([l2(features), WEIGHTS["colour"] * l2(colour)], axis=1)
+            out.append(l2(x).astype(np.float32))
         return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
-
-
-
-def _l2(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)

@@ -30,7 +30,9 @@ from ipl_tools.photos import load_rgb
 log = logging.getLogger(__name__)
 
 SIZE = 224
-PARTS = {"gem": (0, 1280), "stage6": (1280, 1472), "stage5": (1472, 1584), "colour": (1584, 1776)}
+PARTS = {"gem": (0, 1280), "stage6": (1280, 1472), "stage5": (1472, 1584), "colour": (-192, None)}
+"""Each part's slice of a stored vector; the colour histogram is the last 192 values of every
+embedder's vectors (`clip_embedding.py`'s too)."""
 WEIGHTS = {"gem": 1.0, "stage6": 1.0, "stage5": 1.0, "colour": 0.5}
 DIM = 1776
 EXPORT_VERSION = "multi-v2"
@@ -75,11 +77,8 @@ def combine(gem: np.ndarray, stage6: np.ndarray, stage5: np.ndarray, colour: np.
 
 
 def part(vectors: np.ndarray, name: str) -> np.ndarray:
-    """One part of stored vectors (N, 1776), normalised again: e.g. the colour histogram, which is
-    the last 192 values of every embedder's vectors (`clip_embedding.py`'s too)."""
+    """One part of stored vectors (N, 1776), normalised again: e.g. the colour histogram."""
     start, end = PARTS[name]
-    if name == "colour":
-        start, end = vectors.shape[1] - (end - start), vectors.shape[1]
     return _l2(vectors[:, start:end])
 
 
