@@ -136,7 +136,7 @@ def index_and_score(catalog: list[dict[str, Any]], queries: list[dict[str, Any]]
     from ipl_graph.face.evaluate import category_right, retrieval, run_all
     from ipl_graph.policies import load_policy
     from ipl_tools.catalog.config import LEARN
-    from ipl_tools.catalog.index import Catalog
+    from ipl_tools.catalog.index import Catalog, catalog_embedding
     from ipl_tools.photos import load_rgb
 
     photos = sum(len(r["images"]) for r in catalog)
@@ -150,7 +150,8 @@ def index_and_score(catalog: list[dict[str, Any]], queries: list[dict[str, Any]]
         network = len(images) / (time.perf_counter() - start)
         index = Catalog(folder / name, name, create=True)
         start = time.perf_counter()
-        index.add_listings(catalog, embedder.embed, load_policy())
+        embed, workers = catalog_embedding(embedder)
+        index.add_listings(catalog, embed, load_policy(), workers=workers)
         took = time.perf_counter() - start
         results = [r for r, _ in run_all(queries, Context(index_dir=str(folder / name), embedder=name), name)]
         scores = retrieval(queries, results)
@@ -160,7 +161,7 @@ def index_and_score(catalog: list[dict[str, Any]], queries: list[dict[str, Any]]
             new = [q | {"id": f"new-{q['id']}", "role": "catalog"}
                    for q in spare[: max(1, int(photos * LEARN.refit_growth * 0.9))]]
             start = time.perf_counter()
-            report = index.add_listings(new, embedder.embed, load_policy())
+            report = index.add_listings(new, embed, load_policy(), workers=workers)
             added = time.perf_counter() - start
             how = "projected by the model" if report.extended else "refitted"
             more = f", then {report.added} new photos ({how}) {report.added / added:5.1f}"

@@ -307,10 +307,19 @@ def _first_reason(text: str, policy: Policy, grounding: Grounding) -> str | None
 
 
 def _safe_head(text: str, policy: Policy, grounding: Grounding) -> str:
-    """The longest run of whole sentences from the start that breaks no rule, alone or together."""
+    """The longest run of whole sentences from the start that breaks no rule, alone or together, and
+    holds no part of a violation spread over sentences ('shop 。' of 'shop 。com', cut at the '。')."""
     found = first_violation(text, policy, grounding)
-    head = text[: found[0]] if found else text
-    parts = sentences(head)
-    while parts and trust.problem("".join(parts), policy, grounding.references):
-        parts.pop()
-    return "".join(parts).strip()
+    whole = sentences(text[: found[0]] if found else text)
+
+    def breaks(parts: list[str]) -> bool:
+        return trust.problem("".join(parts), policy, grounding.references) is not None
+
+    k = len(whole)
+    while k and breaks(whole[:k]):
+        k -= 1
+    if k < len(whole) and not breaks(whole[k : k + 1]):  # sentence k completes a violation begun before it:
+        k = max((j for j in range(k) if breaks(whole[j : k + 1])), default=0)  # cut where it begins
+        while k and breaks(whole[:k]):
+            k -= 1
+    return "".join(whole[:k]).strip()

@@ -7,7 +7,7 @@ import json
 import re
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from helpers import ROOT, SAMPLE, apply, runtime, state_of
@@ -124,7 +124,8 @@ def messenger_ids(draw) -> tuple[str, str]:
         name = sep.join(letters)
     if draw(st.booleans()):
         name = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in name)  # full width
-    handle = draw(st.from_regex(r"[a-z][a-z0-9_]{5,10}", fullmatch=True))
+    # 4+ letters or digits: 'a_____' is 'a' to `survives`, which every published text holds
+    handle = draw(st.from_regex(r"[a-z][a-z0-9]{3}[a-z0-9_]{2,7}", fullmatch=True))
     return f"{name}{draw(st.sampled_from([':', ' ', '：', ' id ', '号'] ))}{handle}", handle
 
 
@@ -172,6 +173,8 @@ def test_a_planted_contact_in_the_hint_reaches_no_field(contact, template):
 
 @settings(max_examples=100, deadline=None)
 @given(contacts, benign, st.sampled_from(["title", "Brand", "description", "reference"]))
+# found by the property: the '。' ends a sentence, so each half passed alone and the head kept 'aaaaaa 。'
+@example(("aaaaaa 。com", "aaaaaa"), "Barely used, {c}, pickup only.", "description")
 def test_a_planted_contact_in_any_field_is_not_published(contact, template, where):
     """Whatever carries the planted detail (a generated title or description, an attribute value, a
     trusted reference's name), moderation publishes no field that still holds it."""

@@ -31,7 +31,9 @@ import re
 import shutil
 import sqlite3
 import zipfile
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -82,8 +84,22 @@ def build_catalog(
 
     catalog = location if isinstance(location, Catalog) else Catalog(location, embedder, create=True,
                                                                        fit_sample=fit_sample)
-    embed = None if ray else plugins.get("embedder", embedder).embed  # with ray, each worker loads its own
-    return catalog, catalog.add_listings(rows, embed, policy, progress=progress, ray=ray, refit=refit)
+    # with ray, each worker loads its own embedder
+    embed, workers = (None, 1) if ray else catalog_embedding(plugins.get("embedder", embedder))
+    return catalog, catalog.add_listings(rows, embed, policy, progress=progress, ray=ray, refit=refit, workers=workers)
+
+
+def catalog_embedding(embedder: Any) -> tuple[Callable[[list[Photo]], np.ndarray], int]:
+    """(embed, how many batches `add_listings` runs side by side) for indexing with `embedder`: its
+    `embed_catalog` on one thread per core where it has one (safe to call so), else `embed` one
+    batch at a time."""
+    concurrent = getattr(embedder, "embed_catalog", None)
+    return (concurrent, catalog_workers()) if concurrent else (embedder.embed, 1)
+
+
+def catalog_workers() -> int:
+    """The cores this process may use, at most 8."""
+    return max(1, min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
 def read_listings(path: str | Path, problems: list[str] | None = None) -> Iterator[dict[str, Any]]:
@@ -365,13 +381,15 @@ class Catalog:
         progress: Callable[[int], None] = lambda n: None,
         ray: RayConfig | None = None,
         refit: bool = False,
+        workers: int = 1,
     ) -> IndexReport:
         """Add listings not yet in the index (rows the trust boundary refuses are quarantined,
         unreadable images reported and skipped), then refit what the index learns from its catalog
         when rows were added or an earlier fit did not finish; a few rows added to a fitted catalog
         are projected by its model instead (`_extend`), unless `refit`. `policy` defaults to the
-        default one. With `ray`, photos are read and embedded on a Ray cluster by `self.embedder`
-        (`embed` unused)."""
+        default one. Batches are read and embedded by `workers` threads side by side (`embed` must
+        be safe to call so: `catalog_embedding`). With `ray`, photos are read and embedded on a Ray
+        cluster by `self.embedder` (`embed` unused)."""
         from ipl_graph.policies import load_policy
         from ipl_tools.trust import row_problem
 
@@ -396,7 +414,7 @@ class Catalog:
             elif embed is None:
                 raise TypeError("add_listings needs `embed` without `ray`")
             else:
-                self._add_new(list(kept.values()), embed, policy, batch, progress, report)
+                self._add_new(list(kept.values()), embed, policy, batch, progress, report, workers)
             if report.added and not refit and self._extend(self._written):
                 report.extended = True
             elif self.count() and (report.added or self._stale()):
@@ -420,27 +438,49 @@ class Catalog:
             report.skipped_existing += len(row["images"]) - len(new)
             yield row, new, _metadata(row)
 
-    def _add_new(self, rows: list[dict[str, Any]], embed, policy: Policy, batch: int, progress, report) -> None:
-        pending: list[tuple[str, Photo, dict[str, Any]]] = []
-        for row, new, meta in self.new_images(rows, report, progress):
-            for image_id, ref in new:
-                try:
-                    pending.append((image_id, resolve(ref, policy.limits), meta))
-                except PhotoError as exc:
-                    report.bad.append(f"{row['id']}: {exc}")
-            progress(1)
-            while len(pending) >= batch:
-                self._add(pending[:batch], embed)
-                report.added += batch
-                del pending[:batch]
-        if pending:
-            self._add(pending, embed)
-            report.added += len(pending)
+    def _add_new(self, rows: list[dict[str, Any]], embed, policy: Policy, batch: int, progress, report,
+                 workers: int = 1) -> None:
+        """Photos of `rows` read, checked and embedded `batch` at a time, by `workers` threads side by
+        side (at most `workers` + 1 batches in flight), and written here, in the rows' order."""
 
-    def _add(self, items: list[tuple[str, Photo, dict[str, Any]]], embed) -> None:
-        vectors = embed([photo for _, photo, _ in items])  # (B, D)
-        self.write([i for i, _, _ in items], vectors,
-                   [{**meta, "image": photo.path, "photo": photo_kind(meta, photo)} for _, photo, meta in items])
+        def read_and_embed(items: list[tuple[str, str, dict[str, Any], str]]) -> tuple[list[str], Any, list, list]:
+            kept: list[tuple[str, Photo, dict[str, Any]]] = []
+            bad: list[str] = []
+            for image_id, ref, meta, row_id in items:
+                try:
+                    kept.append((image_id, resolve(ref, policy.limits), meta))
+                except PhotoError as exc:
+                    bad.append(f"{row_id}: {exc}")
+            vectors = embed([photo for _, photo, _ in kept]) if kept else None  # (B, D)
+            metas = [{**meta, "image": photo.path, "photo": photo_kind(meta, photo)} for _, photo, meta in kept]
+            return [i for i, _, _ in kept], vectors, metas, bad
+
+        def write_oldest() -> None:
+            ids, vectors, metas, bad = running.popleft().result()
+            report.bad.extend(bad)
+            if ids:
+                self.write(ids, vectors, metas)
+                report.added += len(ids)
+
+        running: deque[Future] = deque()
+        pending: list[tuple[str, str, dict[str, Any], str]] = []
+        with ThreadPoolExecutor(workers, thread_name_prefix="ipl-embed") as pool:
+
+            def submit(items: list[tuple[str, str, dict[str, Any], str]]) -> None:
+                running.append(pool.submit(read_and_embed, items))
+                while len(running) > workers:
+                    write_oldest()
+
+            for row, new, meta in self.new_images(rows, report, progress):
+                pending += [(image_id, ref, meta, str(row["id"])) for image_id, ref in new]
+                progress(1)
+                while len(pending) >= batch:
+                    submit(pending[:batch])
+                    del pending[:batch]
+            if pending:
+                submit(pending)
+            while running:
+                write_oldest()
 
     def write(self, ids: list[str], vectors: np.ndarray, metas: list[dict[str, Any]]) -> None:
         """Add embedded photos (metadata: the listing's and the photo's `image` path); the caller holds the lock."""
