@@ -219,7 +219,8 @@ def _compile(policy: ModerationPolicy) -> dict[str, re.Pattern[str]]:
 def _messengers(names: Iterable[str]) -> re.Pattern[str]:
     """Messengers' names as one pattern: spelt out with separators for Latin names of four letters or
     more, as a whole word for short ones ('qq', 'vx'), as written or split by separators for CJK."""
-    latin, cjk = [], []
+    latin: list[str] = []
+    cjk: list[str] = []
     for name in (n.casefold() for n in names):
         if not name.isascii():  # CJK: as written, or split by a few separators ("威 信")
             cjk.append(r"[\W_]{0,3}".join(re.escape(c) for c in name if not c.isspace()))
@@ -289,7 +290,8 @@ def listed_term(v: Views, terms: tuple[str, ...]) -> str | None:
 
 @lru_cache(maxsize=32)
 def _terms(terms: tuple[str, ...]) -> tuple[re.Pattern[str], dict[str, str]]:
-    latin, cjk = [], []
+    latin: list[str] = []
+    cjk: list[str] = []
     for term in sorted(terms, key=len, reverse=True):
         body = r"[\W_]*".join(re.escape(w) for w in _plain(term).split())
         (latin if body.isascii() else cjk).append(body)
