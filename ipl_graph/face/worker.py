@@ -364,7 +364,7 @@ def warm(index: str | None = None, embedder: str = "efficientnet-lite0") -> None
     loading.start()
     with contextlib.suppress(Exception):  # a backend that cannot load fails the request, as in-process
         moderate_stream.guard()
-        with taming.without(*taming.JSONSCHEMA_EXTRAS):
+        with taming.chromadb_imports():
             import chromadb  # noqa: F401
     loading.join()
     if index:
@@ -377,7 +377,8 @@ def _load_models(embedder: str) -> None:
 
     with contextlib.suppress(Exception):
         for kind, name in [("ocr", "rapidocr"), ("nudity", "auto"), ("embedder", embedder)]:
-            plugins.get(kind, name)
+            if warm := getattr(plugins.get(kind, name), "warm", None):  # a first run, without the GIL too
+                warm()
 
 
 def _list_a_generated_photo(index: str, embedder: str) -> None:

@@ -56,3 +56,26 @@ def test_a_paused_collector_runs_again_after_the_cold_start_and_skips_what_it_ma
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.split() == ["True", "True", "True", "True"]
+
+
+def test_chromadb_imports_marks_its_overrides_unchecked_and_restores_the_checks():
+    code = (
+        "import overrides\n"
+        "checked = overrides.override\n"
+        "from ipl_graph.taming import chromadb_imports\n"
+        "with chromadb_imports():\n"
+        "    import chromadb\n"
+        "    inside = overrides.override is not checked\n"
+        "from chromadb.api.rust import RustBindingsAPI\n"
+        "print(inside, overrides.override is checked, RustBindingsAPI._count.__override__)\n"
+        "class Base:\n"
+        "    def f(self, x): ...\n"
+        "try:\n"
+        "    class Child(Base):\n"
+        "        @overrides.override\n"
+        "        def f(self): ...\n"  # a signature the checks refuse, outside the block
+        "except TypeError:\n"
+        "    print('checked')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert out.stdout.split() == ["True", "True", "True", "checked"]
