@@ -34,16 +34,6 @@ class RapidOCREngine:
     def read(self, photo: Photo, min_score: float) -> list[str]:
         return [text for text, score in self._cached(photo.path, photo.sha256) if score >= min_score]
 
-    def warm(self) -> None:
-        """Read a generated label of a shop photo's size once: ONNX Runtime's first runs of the detector,
-        classifier and recogniser cost ~2x a later one (a worker does this while it imports)."""
-        from PIL import ImageDraw
-
-        img = Image.new("RGB", (OCR_SIDE, OCR_SIDE), "white")
-        ImageDraw.Draw(img).text((OCR_SIDE // 8, OCR_SIDE // 3), "IPL 1.5%", fill="black", font_size=OCR_SIDE // 12)
-        with self._lock:
-            self._engine(np.ascontiguousarray(np.asarray(img)[:, :, ::-1]))
-
     def _read(self, path: str, sha256: str) -> tuple[tuple[str, float], ...]:
         img = load_rgb(path, sha256)
         scale = OCR_SIDE / max(img.size)

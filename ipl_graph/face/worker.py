@@ -377,8 +377,7 @@ def _load_models(embedder: str) -> None:
 
     with contextlib.suppress(Exception):
         for kind, name in [("ocr", "rapidocr"), ("nudity", "auto"), ("embedder", embedder)]:
-            if warm := getattr(plugins.get(kind, name), "warm", None):  # a first run, without the GIL too
-                warm()
+            plugins.get(kind, name)
 
 
 def _list_a_generated_photo(index: str, embedder: str) -> None:

@@ -278,10 +278,6 @@ class EfficientNetEmbedder(CachedEmbedder):
             out[start : start + len(x)] = combine(gem, stage6, stage5, colour)
         return out
 
-    def warm(self) -> None:
-        """Embed a blank photo once, as a query is (ONNX Runtime's first run costs more than a later one)."""
-        self.embed_images([Image.new("RGB", (SIZE, SIZE))])
-
     def embed_query(self, photos: list[Photo]) -> np.ndarray:
         """A seller's photos as the catalog's, and mirrored, averaged: (N, 1776). A little steadier
         on home photos than one view, at one more forward pass a photo (catalog photos get one)."""
