@@ -11,7 +11,8 @@ only reads each text in several views so that an evasion lands in at least one o
 - joined: letters or digits spelt out one by one ("w e c h a t", "1-3-8-0-0") joined up;
 - leet: the joined view with digits and symbols read as the letters they stand in for ("w3ch@t");
 - dotted: the joined view with a domain's dot put back where it was hidden ("cheap . biz", "cheap[.]com",
-  "cheap. com", "c h e a p . c o m" all read "cheap.com"), read by the link and e-mail rules;
+  "cheap. com", "c h e a p . c o m", "cheap!com", "cheapdotcom", "cheap com" all read "cheap.com"),
+  read by the link and e-mail rules;
 - digits: number words read as digits ("one three eight", 一三八), O and l next to digits as 0 and 1.
 
 Every check is a single pass or a regular expression without nested repetition: linear in the text.
@@ -61,13 +62,25 @@ MAIL_HOSTS = (rf"(?:{AT_SIGN}| at )(?:gmail|googlemail|hotmail|yahoo|icloud|prot
 are words or numbers ("good at outlook", "at 163 Main Street") only after an at sign."""
 NO_WORD_TLDS = "com|org|cn|io|biz|xyz|ru|de|fr|ly|gg|cc|hk|tw|icu|pw|ws|su"
 """Top-level domains that are no English word: "cheap. com" is a domain, "in the box. me too" is not."""
+NO_WORD_ANYWHERE = "com|biz|xyz|icu"
+"""Top-level domains that follow a word as a word almost nowhere: "cheap com" is a domain ("org" is not
+one of them: "ADIDAS Unisex Org City Corp Black Bag", a fashion catalog title)."""
+STAND_IN = r"(?:[^\w\s.。]|_)"
+"""A character written where a domain's dot goes: punctuation, a symbol, an emoji ("cheap!com", "cheap·com")."""
 HIDDEN_DOT = re.compile(
     r"(?<!\s)\s{0,3}[\[({]\s{0,3}(?:\.|。|dot)\s{0,3}[\])}]\s{0,3}"  # bracketed: "cheap[.]com", "cheap ( . ) com"
     r"|(?<=[^\W_])\s+[.。点]\s*(?=[^\W_])"  # a space before the dot, which no sentence puts there
     rf"|(?<=[^\W_])[.。]\s+(?=(?:{NO_WORD_TLDS})(?![a-z0-9-]))"
+    rf"|(?<=[a-z0-9])\s*[.。]{{2,}}\s*(?=(?:{NO_WORD_TLDS})(?![a-z0-9-]))"  # "cheap..com", "cheap ... com"
+    rf"|(?<=[a-z0-9]){STAND_IN}{{1,3}}(?=(?:{NO_WORD_TLDS})(?![a-z0-9-]))"  # "cheap!com", "cheap_com", "cheap·com"
+    # "cheap com", "cheap , com"
+    rf"|(?<=[a-z0-9])(?:\s+{STAND_IN}{{0,3}}\s*|{STAND_IN}{{1,3}}\s+)(?=(?:{NO_WORD_ANYWHERE})(?![a-z0-9-]))"
+    r"|(?<=[a-z0-9]{2})\s?dot\s?(?=(?:com|org|net|biz|xyz)(?![a-z0-9-]))"  # "cheapdotcom", "cheap dotcom"
 )
 """A domain's dot written so that the link rule would not see it. After a full stop and a space only
-top-level domains that are no English word count ("cheap. com", not "in the box. me too")."""
+top-level domains that are no English word count ("cheap. com", not "in the box. me too"); after
+other punctuation, or a symbol, the same; after a space alone only those that follow a word as a
+word almost nowhere ("cheap com", not "chocolate net weight")."""
 AT = r"(?:@|\(at\)|\[at\]|\{at\}| at )"
 
 

@@ -68,6 +68,10 @@ def test_known_evasions_are_stopped(text, reason):
     "Barely used . no scratches.", "Fits well. Me and my wife loved it.", "Great. Co-op bag included.",
     "Oh snap, it's a snap-on lid.", "Size 10, 100ml bottle, 2l jug.", "Two for 5 @ 2.50 each.",
     "Good at outlook planning, bought at 163 Main Street.", "Double zip pocket, triple stitched, size 10 + v neck.",
+    # a word before a top-level domain that is also a word, with a space or punctuation between
+    "ADIDAS Unisex Org City Corp Black Bag", "Chocolate, net weight 200 g.", "Hair net, black.", "Made in CN, size M.",
+    "Fits me, like new!", "Great for the shop/store.", "Brand: Arla, de luxe edition.", "So cute... me too.",
+    "Top quality, top seller.", "Price firm, net 30 days.", "The dot company mug.",
 ])
 def test_ordinary_listing_text_passes(text):
     assert trust.problem(text, POLICY) is None
@@ -135,13 +139,18 @@ def links(draw) -> tuple[str, str]:
     form = draw(st.sampled_from(["t.me/{h}", "wa.me/{h}", "{h}.com", "{h} dot com", "https://{h}.shop",
                                  "www.{h}.net", "{h}(dot)xyz", "{h}@gmail.com", "{h} (at) mail (dot) com",
                                  "t . m e / {h}", "{h}{dot}{tld}", "www{dot}{h}{dot}{tld}", "@{h}", "{h}@gmail",
-                                 "{spelt}{dot}{tld}", "hxxps://{h}{dot}{tld}"]))
+                                 "{spelt}{dot}{tld}", "hxxps://{h}{dot}{tld}",
+                                 # the dot written as anything else: punctuation, a symbol, spaces, 'dot'
+                                 "{h}{stand}{tld}", "{h} {spaced}", "{h} {stand} {spaced}", "{h}dot{spaced}",
+                                 "{h} dot{spaced}", "{h}..{tld}"]))
+    stand = draw(st.sampled_from(["!", "！", ",", "_", "·", "•", "・", "*", "/", "|", "~", "#", "😀", "。。", "、"]))
+    spaced = draw(st.sampled_from(["com", "biz", "xyz"]))
     dot = draw(st.sampled_from([" . ", " .", ".  ", " 。", " 点 ", "[.]", "(.)", " { . } ", " [dot] ", "(dot)"]))
     tld = draw(st.sampled_from(["com", "org", "biz", "xyz", "ru", "cn", "io"]))
     if dot.strip() == "." and dot.startswith("."):  # "shop. " reads as a sentence's end before a word-like tld
         tld = draw(st.sampled_from(["com", "org", "biz", "xyz", "cn"]))
     spelt = draw(st.sampled_from([" ", "-", " - ", "."])).join(handle)
-    return form.format(h=handle, dot=dot, tld=tld, spelt=spelt), handle
+    return form.format(h=handle, dot=dot, tld=tld, spelt=spelt, stand=stand, spaced=spaced), handle
 
 
 contacts = st.one_of(phone_numbers(), messenger_ids(), links())
