@@ -229,6 +229,10 @@ def _compile(policy: ModerationPolicy) -> dict[str, re.Pattern[str]]:
     }
 
 
+SHORT_NAME_ID = r"(?=(?:[\W_]{1,3}id[\W_]{1,3}|[\W_]{0,3}号[\W_]{0,3}|[\W_]{1,3})(?=[a-z0-9_]{5})[a-z_]+\d)"
+"""What must follow a short messenger name spelt out ('v x'): an id of 5+ letters and digits, a letter first."""
+
+
 def _messengers(names: Iterable[str]) -> re.Pattern[str]:
     """Messengers' names as one pattern: spelt out with separators for Latin names of four letters or
     more, as a whole word for short ones ('qq', 'vx'), as written or split by separators for CJK."""
@@ -237,9 +241,11 @@ def _messengers(names: Iterable[str]) -> re.Pattern[str]:
     for name in (n.casefold() for n in names):
         if not name.isascii():  # CJK: as written, or split by a few separators ("威 信")
             cjk.append(r"[\W_]{0,3}".join(re.escape(c) for c in name if not c.isspace()))
-        elif letters := [c for c in name if c.isalnum()]:
-            latin.append(r"[\W_]{0,3}".join(re.escape(c) for c in letters) if len(letters) >= 4
-                         else re.escape("".join(letters)))
+        elif (letters := [c for c in name if c.isalnum()]) and len(letters) >= 4:
+            latin.append(r"[\W_]{0,3}".join(re.escape(c) for c in letters))
+        elif letters:  # 'vx', or 'v x' / 'w-x' before an id of letters then digits ('v x abc12345', not 'v x large')
+            latin.append(re.escape("".join(letters)))
+            latin.append(r"[\W_]{1,2}".join(re.escape(c) for c in letters) + SHORT_NAME_ID)
     return re.compile("|".join(([_words(latin, r"(?![a-z])")] if latin else []) + cjk) or r"(?!)")
 
 
