@@ -349,19 +349,35 @@ def screen(text: str, policy: Policy, limit: int | None = None) -> tuple[str, li
     characters, sentences with a problem dropped; all of it when what is left still has one (an
     evasion spread over several sentences)."""
     text = clean(text)[: limit or None].strip()
-    kept, dropped = [], []
-    for sentence in CLAUSE.findall(text):
-        if not sentence.strip():
-            continue
-        reason = problem(sentence, policy)
-        if reason:
-            dropped.append(reason)
-        else:
+    sentences = [s for s in CLAUSE.findall(text) if s.strip()]
+    reasons = [problem(s, policy) for s in sentences]
+    kept, dropped = [], [r for r in reasons if r]
+    for i, (sentence, reason) in enumerate(zip(sentences, reasons, strict=True)):
+        if reason is None and not _completes(sentence, sentences, reasons, i, policy):
             kept.append(sentence)
     result = "".join(kept).strip()
     if result and (reason := problem(result, policy)):
         return "", [*dropped, reason]
     return result, dropped
+
+
+FIRST_WORDS = re.compile(r"^\s*\S+(?:\s+\S+)?")
+LAST_WORDS = re.compile(r"(?:\S+\s+)?\S+\s*$")
+ID_FIRST = re.compile(r"\s*[@#]?(?=[a-z0-9_.-]*[a-z])(?=[a-z0-9_.-]*\d)[a-z0-9_.-]{5,}(?![a-z0-9_.-])")
+"""A sentence that starts with an id: letters and digits mixed, 5 or more ("abc12345 thanks")."""
+
+
+def _completes(sentence: str, sentences: list[str], reasons: list[str | None], i: int, policy: Policy) -> bool:
+    """Whether a sentence without a problem makes one with the nearest words of a dropped neighbour
+    that they do not make alone: it holds the start or the end of what was dropped ("visit
+    bestdeals!" before "com, or add v x abc12345", which is dropped for the messenger id)."""
+    for j, edge in ((i - 1, LAST_WORDS), (i + 1, FIRST_WORDS)):
+        if 0 <= j < len(sentences) and reasons[j] and (words := edge.search(sentences[j])):
+            joined = words.group() + sentence if j < i else sentence + words.group()
+            if problem(joined, policy) and not problem(words.group(), policy):
+                return True
+    after_contact = i > 0 and (reasons[i - 1] or "").startswith("contact details")
+    return after_contact and ID_FIRST.match(_plain(sentence)) is not None  # "wechat." then "abc12345 thanks."
 
 
 def neighbour_problem(neighbour: Any, policy: Policy) -> str | None:

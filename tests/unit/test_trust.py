@@ -139,7 +139,7 @@ def messenger_ids(draw) -> tuple[str, str]:
         name = "".join(chr(ord(c) + 0xFEE0) if "!" <= c <= "~" else c for c in name)  # full width
     # 4+ letters or digits: 'a_____' is 'a' to `survives`, which every published text holds
     handle = draw(st.from_regex(r"[a-z][a-z0-9]{3}[a-z0-9_]{2,7}", fullmatch=True)) + str(draw(st.integers(0, 99)))
-    return f"{name}{draw(st.sampled_from([':', ' ', '：', ' id ', '号'] ))}{handle}", handle
+    return f"{name}{draw(st.sampled_from([':', ' ', '：', ' id ', '号', '. ', '。']))}{handle}", handle
 
 
 @st.composite
@@ -187,6 +187,16 @@ def test_a_planted_contact_in_the_hint_reaches_no_field(contact, template):
     text, planted = contact
     hint, (_, dropped) = screen_outside_text(template.format(c=text), [], POLICY)
     assert dropped and not survives(planted, hint)
+
+
+@pytest.mark.parametrize("hint, planted", [
+    ("unopened. visit bestdeals!com or add v x abc12345 for a discount", "bestdeals"),  # '!' ends a clause
+    ("Fresh. Add me on wechat. abc12345 thanks. Pickup.", "abc12345"),  # the id in the next sentence
+    ("Call 0770 0900. 123 or wx abc1234. Pickup only.", "07700900"),
+])
+def test_a_contact_cut_by_a_sentence_end_leaves_no_half_in_the_hint(hint, planted):
+    kept, dropped = trust.screen(hint, POLICY)
+    assert dropped and not survives(planted, kept), kept
 
 
 @settings(max_examples=100, deadline=None)
