@@ -64,12 +64,5 @@ def screen_outside_text(hint: str, ocr_lines: list[str], policy: Policy) -> tupl
     to the policy's length, every part with contact details, a lure, an instruction to the model or a
     claim of authenticity left out. Returns (hint, (OCR lines, what was left out and why))."""
     kept_hint, dropped = trust.screen(hint, policy, policy.limits.max_hint_chars)
-    reasons = [f"hint: {r}" for r in dropped]
-    lines = []
-    for line in ocr_lines:
-        reason = trust.problem(line, policy)
-        if reason:
-            reasons.append(f"photo text: {reason}")
-        else:
-            lines.append(line)
-    return kept_hint, (lines, reasons)
+    lines, dropped_lines = trust.screen_lines(ocr_lines, policy)
+    return kept_hint, (lines, [f"hint: {r}" for r in dropped] + [f"photo text: {r}" for r in dropped_lines])

@@ -367,6 +367,22 @@ ID_FIRST = re.compile(r"\s*[@#]?(?=[a-z0-9_.-]*[a-z])(?=[a-z0-9_.-]*\d)[a-z0-9_.
 """A sentence that starts with an id: letters and digits mixed, 5 or more ("abc12345 thanks")."""
 
 
+def screen_lines(lines: list[str], policy: Policy) -> tuple[list[str], list[str]]:
+    """(the lines that may be used, why the others were dropped): `screen`'s rules for text read line by
+    line (OCR), a line being a sentence: one with a problem is dropped, and so is one beside it that
+    completes it ("WeChat" then "abc12345")."""
+    pieces = [f"{line} " for line in lines]
+    reasons = [problem(piece, policy) for piece in pieces]
+    kept = [line for i, (line, piece) in enumerate(zip(lines, pieces, strict=True))
+            if reasons[i] is None and not _completes(piece, pieces, reasons, i, policy)]
+    dropped = [r for r in reasons if r]
+    # an evasion spread over lines: none is used. Not for digits: a pack's numbers on separate lines
+    # ('180', '1660') read as a phone number; one that reaches a field is stopped there
+    if kept and (reason := problem(" ".join(kept), policy, phones=False)):
+        return [], [*dropped, reason]
+    return kept, dropped
+
+
 def _completes(sentence: str, sentences: list[str], reasons: list[str | None], i: int, policy: Policy) -> bool:
     """Whether a sentence without a problem makes one with the nearest words of a dropped neighbour
     that they do not make alone: it holds the start or the end of what was dropped ("visit

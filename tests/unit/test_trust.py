@@ -199,6 +199,15 @@ def test_a_contact_cut_by_a_sentence_end_leaves_no_half_in_the_hint(hint, plante
     assert dropped and not survives(planted, kept), kept
 
 
+@pytest.mark.parametrize("lines, kept", [
+    (["WeChat", "abc12345", "MILK 1L"], ["MILK 1L"]),  # the id on the line after the messenger
+    (["bestdeals", "!com", "Arla"], []),  # a domain spread over lines: no line is used
+    (["180", "1660", "original24", "vanii"], ["180", "1660", "original24", "vanii"]),  # a yoghurt pack's numbers
+])
+def test_photo_text_is_screened_line_by_line_and_across_lines(lines, kept):
+    assert trust.screen_lines(lines, POLICY)[0] == kept
+
+
 @settings(max_examples=100, deadline=None)
 @given(contacts, benign, st.sampled_from(["title", "Brand", "description", "reference"]))
 # found by the property: the '。' ends a sentence, so each half passed alone and the head kept 'aaaaaa 。'
