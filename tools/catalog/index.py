@@ -467,36 +467,16 @@ class Catalog:
             metas = [{**meta, "image": photo.path, "photo": photo_kind(meta, photo)} for _, photo, meta in kept]
             return [i for i, _, _ in kept], vectors, metas, bad
 
-        # Chroma saves a collection's HNSW graph once `threshold` records arrived since its last save;
-        # what comes after is only in its log, and every process that reads the collection first puts
-        # it into the graph again (673 of the grocery catalog's 2,721 photos: ~0.13 s of each cold
-        # `ipl list`). Photos are held and written `threshold` at a time, the last write `threshold`
-        # to 2 x `threshold`: the graph is saved with the last photo whenever that many were added.
-        threshold = self._write_step()
-        held_ids: list[str] = []
-        held_vectors: list[np.ndarray] = []
-        held_metas: list[dict[str, Any]] = []
-
-        def write_held(n: int) -> None:
-            vectors = np.concatenate(held_vectors)
-            self.write(held_ids[:n], vectors[:n], held_metas[:n])
-            report.added += n
-            del held_ids[:n], held_metas[:n]
-            held_vectors[:] = [vectors[n:]]
-
         def write_oldest() -> None:
             ids, vectors, metas, bad = running.popleft().result()
             report.bad.extend(bad)
             if ids:
-                held_ids.extend(ids)
-                held_vectors.append(vectors)
-                held_metas.extend(metas)
-            while len(held_ids) >= 2 * threshold:
-                write_held(threshold)
+                write(ids, vectors, metas)
+                report.added += len(ids)
 
         running: deque[Future] = deque()
         pending: list[tuple[str, str, dict[str, Any], str]] = []
-        with ThreadPoolExecutor(workers, thread_name_prefix="ipl-embed") as pool:
+        with self.held_writes() as write, ThreadPoolExecutor(workers, thread_name_prefix="ipl-embed") as pool:
 
             def submit(items: list[tuple[str, str, dict[str, Any], str]]) -> None:
                 running.append(pool.submit(read_and_embed, items))
@@ -513,8 +493,38 @@ class Catalog:
                 submit(pending)
             while running:
                 write_oldest()
-        if held_ids:
-            write_held(len(held_ids))
+
+    @contextlib.contextmanager
+    def held_writes(self) -> Iterator[Callable[[list[str], np.ndarray, list[dict[str, Any]]], None]]:
+        """`write`, with the photos held and written `_write_step()` at a time, the last write (at
+        the end of the block) `_write_step()` to twice that. Chroma saves a collection's HNSW graph
+        once that many records arrived since its last save; what came after is only in its log, and
+        every process that reads the collection first puts it into the graph again (673 of the
+        grocery catalog's 2,721 photos: ~0.13 s of each cold `ipl list`). So the graph is saved with
+        the last photo whenever that many were added."""
+        step = self._write_step()
+        ids: list[str] = []
+        vectors: list[np.ndarray] = []
+        metas: list[dict[str, Any]] = []
+
+        def write(n: int) -> None:
+            held = np.concatenate(vectors)
+            self.write(ids[:n], held[:n], metas[:n])
+            del ids[:n], metas[:n]
+            vectors[:] = [held[n:]]
+
+        def hold(new_ids: list[str], new_vectors: np.ndarray, new_metas: list[dict[str, Any]]) -> None:
+            ids.extend(new_ids)
+            vectors.append(new_vectors)
+            metas.extend(new_metas)
+            while len(ids) >= 2 * step:
+                write(step)
+
+        try:
+            yield hold
+        finally:  # what was embedded is kept, even when a later batch failed
+            if ids:
+                write(len(ids))
 
     def _write_step(self) -> int:
         """Records written to a collection at a time: its `hnsw.sync_threshold` (see `_add_new`)."""

@@ -91,15 +91,15 @@ def add_new(catalog: Catalog, rows: list[dict[str, Any]], policy: Policy, config
             progress(1)
     if not items:
         return
-    with _cluster(config) as workers:
+    with _cluster(config) as workers, catalog.held_writes() as write:
         for batch in _embedded(items, catalog.embedder, policy.limits, config, workers):
             ok = batch["error"] == ""
             for row_id, error in zip(batch["row"][~ok], batch["error"][~ok], strict=True):
                 report.bad.append(f"{row_id}: {error}")
             if ok.any():
                 written = zip(batch["meta"][ok], batch["path"][ok], batch["photo"][ok], strict=True)
-                catalog.write([str(i) for i in batch["id"][ok]], batch["vector"][ok],
-                              [{**json.loads(m), "image": str(p), "photo": str(k)} for m, p, k in written])
+                write([str(i) for i in batch["id"][ok]], batch["vector"][ok],
+                      [{**json.loads(m), "image": str(p), "photo": str(k)} for m, p, k in written])
                 report.added += int(ok.sum())
             for row_id in batch["row"]:
                 left[row_id] -= 1
