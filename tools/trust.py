@@ -9,7 +9,8 @@ only reads each text in several views so that an evasion lands in at least one o
 
 - plain: cleaned, case folded, look-alike letters (Cyrillic, Greek) folded to Latin;
 - joined: letters or digits spelt out one by one ("w e c h a t", "1-3-8-0-0") joined up;
-- leet: the joined view with digits and symbols read as the letters they stand in for ("w3ch@t");
+- leet: the joined view with digits and symbols read as the letters they stand in for ("w3ch@t"), and
+  "vv" as "w";
 - dotted: the joined view with a domain's dot put back where it was hidden ("cheap . biz", "cheap[.]com",
   "cheap. com", "c h e a p . c o m", "cheap!com", "cheapdotcom", "cheap com" all read "cheap.com"),
   read by the link and e-mail rules;
@@ -38,6 +39,8 @@ LOOKALIKES = str.maketrans({
     "у": "y", "х": "x", "і": "i", "ї": "i", "ј": "j", "ѕ": "s", "ԁ": "d", "ԛ": "q", "ԝ": "w", "һ": "h", "ɡ": "g",
     "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o", "ρ": "p", "τ": "t", "υ": "u",
     "χ": "x", "ω": "w", "ϲ": "c", "ℓ": "l", "ı": "i",
+    # small capitals, which NFKC leaves alone ("ᴡᴇᴄʜᴀᴛ")
+    **dict(zip("ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘǫʀꜱᴛᴜᴠᴡʏᴢ", "abcdefghijklmnopqrstuvwyz", strict=True)),
     # enclosed letters NFKC leaves alone: negative circled, negative squared, regional indicators (🅦🅔🅒)
     **{chr(first + i): chr(ord("a") + i) for first in (0x1F150, 0x1F170, 0x1F1E6) for i in range(26)},
 })
@@ -130,7 +133,7 @@ def _views(text: str, policy: ModerationPolicy) -> Views:
     plain = _plain(text)
     joined = SPELT_OUT.sub(lambda m: SEPARATORS.sub("", m.group()), plain)
     dotted = SPELT_OUT.sub(_spelt_with_dots, HIDDEN_DOT.sub(".", plain))
-    return Views(plain, joined, joined.translate(LEET), _as_digits(plain, policy), dotted)
+    return Views(plain, joined, joined.translate(LEET).replace("vv", "w"), _as_digits(plain, policy), dotted)
 
 
 def _spelt_with_dots(run: re.Match[str]) -> str:
@@ -246,7 +249,9 @@ def _messengers(names: Iterable[str]) -> re.Pattern[str]:
         elif letters:  # 'vx', or 'v x' / 'w-x' before an id of letters then digits ('v x abc12345', not 'v x large')
             latin.append(re.escape("".join(letters)))
             latin.append(r"[\W_]{1,2}".join(re.escape(c) for c in letters) + SHORT_NAME_ID)
-    return re.compile("|".join(([_words(latin, r"(?![a-z])")] if latin else []) + cjk) or r"(?!)")
+    # a name ends its word, or runs into an id with a digit ("wechatabc12345", a zero-width space removed)
+    return re.compile("|".join(([_words(latin, r"(?:(?![a-z])|(?=[a-z_]{0,16}\d))")] if latin else []) + cjk)
+                      or r"(?!)")
 
 
 def _words(alternatives: list[str], after: str = "") -> str:

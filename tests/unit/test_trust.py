@@ -58,6 +58,9 @@ LOOKALIKE = {"a": "а", "e": "е", "o": "о", "c": "с", "p": "р", "x": "х", "
     ("visit bestdeals!com", "contact details (link)"),
     ("visit bestdeals com today", "contact details (link)"),
     ("visit bestdealsdotcom", "contact details (link)"),
+    ("ᴡᴇᴄʜᴀᴛ abc12345", "contact details (messenger id)"),  # small capitals
+    ("vv3ch4t abc12345", "contact details (messenger id)"),
+    ("wechat\u200babc12345", "contact details (messenger id)"),  # a zero-width space, removed: glued to the id
 ])
 def test_known_evasions_are_stopped(text, reason):
     assert reason in (trust.problem(text, POLICY) or "")
@@ -79,6 +82,7 @@ def test_known_evasions_are_stopped(text, reason):
     "Top quality, top seller.", "Price firm, net 30 days.", "The dot company mug.",
     # single letters that spell a short messenger's name, but before no id
     "Size v x large.", "Model V X 2000 series.", "J. K. Rowling book, I G bob cover.",
+    "Savvy buyer, 2 left.", "Instagrammable look, 2024 model.", "Signal lights 12V.",
 ])
 def test_ordinary_listing_text_passes(text):
     assert trust.problem(text, POLICY) is None
