@@ -355,12 +355,8 @@ def screen(text: str, policy: Policy, limit: int | None = None) -> tuple[str, li
     evasion spread over several sentences)."""
     text = clean(text)[: limit or None].strip()
     sentences = [s for s in CLAUSE.findall(text) if s.strip()]
-    reasons = [problem(s, policy) for s in sentences]
-    kept, dropped = [], [r for r in reasons if r]
-    for i, (sentence, reason) in enumerate(zip(sentences, reasons, strict=True)):
-        if reason is None and not _completes(sentence, sentences, reasons, i, policy):
-            kept.append(sentence)
-    result = "".join(kept).strip()
+    keep, dropped = _kept(sentences, policy)
+    result = "".join(s for s, k in zip(sentences, keep, strict=True) if k).strip()
     if result and (reason := problem(result, policy)):
         return "", [*dropped, reason]
     return result, dropped
@@ -376,16 +372,22 @@ def screen_lines(lines: list[str], policy: Policy) -> tuple[list[str], list[str]
     """(the lines that may be used, why the others were dropped): `screen`'s rules for text read line by
     line (OCR), a line being a sentence: one with a problem is dropped, and so is one beside it that
     completes it ("WeChat" then "abc12345")."""
-    pieces = [f"{line} " for line in lines]
-    reasons = [problem(piece, policy) for piece in pieces]
-    kept = [line for i, (line, piece) in enumerate(zip(lines, pieces, strict=True))
-            if reasons[i] is None and not _completes(piece, pieces, reasons, i, policy)]
-    dropped = [r for r in reasons if r]
+    keep, dropped = _kept([f"{line} " for line in lines], policy)
+    kept = [line for line, k in zip(lines, keep, strict=True) if k]
     # an evasion spread over lines: none is used. Not for digits: a pack's numbers on separate lines
     # ('180', '1660') read as a phone number; one that reaches a field is stopped there
     if kept and (reason := problem(" ".join(kept), policy, phones=False)):
         return [], [*dropped, reason]
     return kept, dropped
+
+
+def _kept(pieces: list[str], policy: Policy) -> tuple[list[bool], list[str]]:
+    """Per piece of an outside text (a sentence, a line), whether it may be used, and why the others
+    may not: a piece with a problem, and one beside it that completes it (`_completes`)."""
+    reasons = [problem(piece, policy) for piece in pieces]
+    keep = [reason is None and not _completes(piece, pieces, reasons, i, policy)
+            for i, (piece, reason) in enumerate(zip(pieces, reasons, strict=True))]
+    return keep, [r for r in reasons if r]
 
 
 def _completes(sentence: str, sentences: list[str], reasons: list[str | None], i: int, policy: Policy) -> bool:
