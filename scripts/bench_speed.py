@@ -150,8 +150,8 @@ def index_and_score(catalog: list[dict[str, Any]], queries: list[dict[str, Any]]
         network = len(images) / (time.perf_counter() - start)
         index = Catalog(folder / name, name, create=True)
         start = time.perf_counter()
-        embed, workers = catalog_embedding(embedder)
-        index.add_listings(catalog, embed, load_policy(), workers=workers)
+        embedding = catalog_embedding(embedder)
+        index.add_listings(catalog, embedding.embed, load_policy(), workers=embedding.workers, views=embedding.views)
         took = time.perf_counter() - start
         results = [r for r, _ in run_all(queries, Context(index_dir=str(folder / name), embedder=name), name)]
         scores = retrieval(queries, results)
@@ -161,7 +161,8 @@ def index_and_score(catalog: list[dict[str, Any]], queries: list[dict[str, Any]]
             new = [q | {"id": f"new-{q['id']}", "role": "catalog"}
                    for q in spare[: max(1, int(photos * LEARN.refit_growth * 0.9))]]
             start = time.perf_counter()
-            report = index.add_listings(new, embed, load_policy(), workers=workers)
+            report = index.add_listings(new, embedding.embed, load_policy(), workers=embedding.workers,
+                                        views=embedding.views)
             added = time.perf_counter() - start
             how = "projected by the model" if report.extended else "refitted"
             more = f", then {report.added} new photos ({how}) {report.added / added:5.1f}"

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from ipl_graph.face.evaluate import CONFIDENT, figures, longtail, reliability
 from ipl_graph.policies import Templates
-from ipl_tools.catalog.calibration import balance_weights, with_open
+from ipl_tools.catalog.calibration import balance_weights, gate_features, logistic, with_open
 from ipl_tools.catalog.config import LEARN
-from ipl_tools.catalog.fit import _cross_fit, as_records, fit, unvouched
+from ipl_tools.catalog.fit import _cross_fit, _fit_gate, as_records, fit, missing_mass, unvouched, with_views
 from ipl_tools.catalog.health import health_lines
 from ipl_tools.catalog.index import _metadata
 from ipl_tools.catalog.model import PHOTO_KINDS, IndexModel
@@ -87,6 +87,12 @@ def test_health_names_the_classes_with_too_few_photos():
     assert not any("studio" in line for line in lines)
     model.report["unvouched"] = {"category": 2.0, "product": 2.0}
     assert "known by studio shots alone: 2 categories and 2 products" in health_lines(model)[-1]
+    assert not any("crops" in line or "missing" in line for line in lines)
+    model.report |= {"views": 4, "missing_mass": 2 / 12}
+    assert health_lines(model)[-2:] == [
+        "  4 centre crops of the photos of classes with few photos taught the projection how their photos vary",
+        "  16.7% of the products have a single photo: the identity gate expects that share of sellers' products"
+        " to be missing from the catalog"]
     assert health_lines(IndexModel(count=1, label_kind="none", mean=np.zeros(4), matrix=None)) == []
 
 
@@ -247,3 +253,44 @@ def test_rows_added_without_a_refit_keep_the_studio_only_classes_true():
     old = {"unvouched": {"category": 2.0, "product": 0.0}}  # a model fitted before the classes were kept
     revouched(old, as_records(["a#0"], np.zeros((1, 4), np.float32), added[:1]))
     assert old == {"unvouched": {"category": 2.0, "product": 0.0}}
+
+
+def test_the_missing_mass_is_the_share_of_products_known_by_one_photo():
+    assert missing_mass({"gala": 283, "lime": 1, "kiwi": 1, "fig": 2}) == pytest.approx(2 / 4)
+    assert missing_mass({"gala": 20, "fig": 2}) == 0.0 and missing_mass({}) == 0.0
+
+
+def test_the_gate_learns_from_products_hidden_at_the_missing_mass():
+    """Held-out photos scored again with their product hidden: a sibling on top, always wrong. At a
+    catalog's missing mass they lower P(identical) where such siblings score; at 0 the gate is as before."""
+    rng = np.random.default_rng(0)
+    right = rng.random(400) < 0.8
+    scores = np.where(right, 0.85, 0.6) + 0.05 * rng.standard_normal(400)
+    held = {"gate": [gate_features(s, s - 0.15, 10) for s in scores],
+            "gate_open": [gate_features(s, s - 0.1, 2) for s in 0.8 + 0.05 * rng.standard_normal(200)]}
+    plain, opened = _fit_gate(held, right.astype(float), 0.0), _fit_gate(held, right.astype(float), 0.2)
+    sibling = gate_features(0.8, 0.7, 2)
+    assert logistic(opened, *sibling) < logistic(plain, *sibling) - 0.1
+    assert _fit_gate({"gate": held["gate"], "gate_open": []}, right.astype(float), 0.2) == plain
+
+
+def test_a_gate_fitted_before_the_photo_count_reads_score_and_margin_alone():
+    model = IndexModel(count=10, label_kind="spu", mean=np.zeros(2), matrix=None, gate=[0.0, 10.0, 0.0])
+    model.report = {"photos_per": {"product": {"gala": 9, "fig": 1}}}
+    assert model.identity_probability(0.9, 0.2, "gala") == pytest.approx(1 / (1 + np.exp(-9.0)), abs=1e-4)
+    model.gate = [0.0, 10.0, 0.0, -1.0]  # fewer photos, less trust
+    assert model.identity_probability(0.9, 0.2, "fig") > model.identity_probability(0.9, 0.2, "gala")
+    assert model.identity_probability(0.9, 0.2, "fig") == pytest.approx(logistic(model.gate, 0.9, 0.2, np.log(2)))
+
+
+def test_views_join_the_projection_fit_labelled_as_their_photo_and_only_with_it():
+    x, _ = clusters({"a": 3, "b": 2}, dim=8)
+    metas = [{"listing_id": f"r{i}", "category": "c", "spu": s, "attributes": "{}"} for i, s in enumerate("aaabb")]
+    records = as_records([f"r{i}#0" for i in range(5)], x, metas)
+    labels = records.group("spu")
+    assert with_views(records, np.arange(5), labels)[0].shape == (5, 8)  # none made
+    records.views, records.view_of = np.full((4, 8), 7.0, np.float32), np.array([3, 3, 4, 4])
+    vectors, y = with_views(records, np.array([0, 3]), labels)
+    assert vectors.shape == (4, 8) and list(y) == ["a", "b", "b", "b"] and (vectors[2:] == 7.0).all()
+    vectors, y = with_views(records, np.array([0, 1, 2]), labels)  # rows whose photos have no views
+    assert vectors.shape == (3, 8)

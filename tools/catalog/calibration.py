@@ -65,3 +65,11 @@ def with_open(closed: np.ndarray, right: np.ndarray, classes: list[Any], open_: 
     wo = balance_weights(open_classes)
     wo = wo / wo.sum() * share * len(closed)
     return np.vstack([closed, o]), np.concatenate([right, np.zeros(len(o))]), np.concatenate([wc, wo])
+
+
+def gate_features(score: float, runner_up: float, photos: int) -> list[float]:
+    """What the identity gate judges a top hit by: its score, its lead over the next product, and
+    log(1 + the catalog photos of its product). Wrongly trusted top hits are mostly products of two or
+    three photos (a sibling of the seller's product: one photo of it may happen to match well); a
+    product of many photos that leads has usually been recognised by most of them."""
+    return [score, score - runner_up, float(np.log1p(photos))]

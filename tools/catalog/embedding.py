@@ -49,6 +49,19 @@ def crop(img: Image.Image) -> Image.Image:
     return img.crop((left, top, left + SIZE, top + SIZE))
 
 
+VIEW_CROPS = (0.8, 0.6)
+"""The centre crops (share of each side) a photo of a rare class is also embedded at, as views of it
+(`CachedEmbedder.embed_views`). The index's projection learns from them what framing does to a
+product it has one or two photos of (`fit.with_views`); see `LearnConfig.view_max_photos`."""
+
+
+def centre_crop(img: Image.Image, share: float) -> Image.Image:
+    """The centre `share` of each side of `img`."""
+    w, h = img.size
+    dw, dh = round(w * (1 - share) / 2), round(h * (1 - share) / 2)
+    return img.crop((dw, dh, w - dw, h - dh))
+
+
 def preprocess(crops: list[Image.Image]) -> np.ndarray:
     """The crops scaled to [-1, 1] as EfficientNet-Lite expects: (B, 3, 224, 224). Written into one
     array in place: a float copy per photo cost ~4x as much (page faults of fresh large arrays)."""
@@ -177,6 +190,15 @@ class CachedEmbedder:
     def embed(self, photos: list[Photo]) -> np.ndarray:
         return self._cached(photos, "", self.embed_images)
 
+    def embed_views(self, photos: list[Photo]) -> np.ndarray:
+        """(N, len(VIEW_CROPS), D): each photo's centre crops (`VIEW_CROPS`), for indexing only (not cached)."""
+        return self._views(photos, self.embed_images)
+
+    @staticmethod
+    def _views(photos: list[Photo], embed_images: Callable[[list[Image.Image]], np.ndarray]) -> np.ndarray:
+        crops = [centre_crop(load_rgb(p.path, p.sha256), share) for p in photos for share in VIEW_CROPS]
+        return embed_images(crops).reshape(len(photos), len(VIEW_CROPS), -1)
+
     def _cached(self, photos: list[Photo], view: str, embed_images) -> np.ndarray:
         with self._cache_lock:
             found = {p.sha256: self._cache[view + p.sha256] for p in photos if view + p.sha256 in self._cache}
@@ -210,12 +232,20 @@ class EfficientNetEmbedder(CachedEmbedder):
         session of one thread, and they share none of its locks. On 2 cores two batches side by side
         embed ~15% more photos a second than one batch at a time on both (reading and cropping the
         photos, in Python, no longer waits for the network, nor the network for them)."""
+        run = self._one_thread()
+        return self._cached(photos, "", lambda images: self.embed_images(images, run=run))
+
+    def embed_catalog_views(self, photos: list[Photo]) -> np.ndarray:
+        """`embed_views` for indexing, safe to call from several threads at once (`embed_catalog`)."""
+        run = self._one_thread()
+        return self._views(photos, lambda images: self.embed_images(images, run=run))
+
+    def _one_thread(self) -> Callable[[np.ndarray], list[np.ndarray]]:
         if self._run_one is None:
             with self._lock:
                 if self._run_one is None:
                     self._run_one = self._load(1)
-        run = self._run_one
-        return self._cached(photos, "", lambda images: self.embed_images(images, run=run))
+        return self._run_one
 
     def _model_file(self) -> Path:
         path = _onnx_path()

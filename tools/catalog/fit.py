@@ -1,10 +1,13 @@
 """Fitting what an index learns from its own catalog (numpy only), refitted after every `ipl index`.
 
-- The projection (`projection.py`), fitted on the catalog's product or category groups.
+- The projection (`projection.py`), fitted on the catalog's product or category groups, and on the
+  views of rare classes' photos (`with_views`).
 - Calibrations (`calibration.py`) fitted on held-out catalog photos, cross-fitted over
   `LEARN.folds` folds (the projection is refitted without the held-out fold, so scores look like
-  those of new photos): P(the top hit is the identical product | score, margin), P(the category vote
-  is right | share, score), and per attribute P(the value voted by look-alikes is right | agreement).
+  those of new photos): P(the top hit is the identical product | score, margin, its product's photos;
+  with held-out photos scored again with their product hidden, at the catalog's `missing_mass`),
+  P(the category vote is right | share, score), and per attribute P(the value voted by look-alikes is
+  right | agreement).
 - Linear probes (`probe.py`) for the category and every attribute the catalog states, with the
   calibration of their probability fitted on the first fold's held-out photos (the probes refitted
   without them and without their near-duplicates). Where there is a category probe, the category
@@ -24,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ipl_tools.catalog.calibration import fit_rate, with_open
+from ipl_tools.catalog.calibration import fit_rate, gate_features, with_open
 from ipl_tools.catalog.config import LEARN
 from ipl_tools.catalog.health import band
 from ipl_tools.catalog.model import SELLER_PHOTOS, STUDIO, IndexModel
@@ -42,6 +45,10 @@ class Records:
     vectors: np.ndarray  # (N, D)
     listing: np.ndarray  # (N,) listing ids
     metas: list[dict[str, Any]]
+    views: np.ndarray | None = None
+    """(V, D) views of rare classes' photos (`embedding.VIEW_CROPS`): the projection is fitted on them too."""
+    view_of: np.ndarray | None = None
+    """(V,) the index of each view's photo."""
 
     def group(self, kind: str) -> np.ndarray:
         if kind == "spu":
@@ -78,11 +85,12 @@ def fit(records: Records, seed: int = 0) -> IndexModel:
     if kind == "none":
         mean, matrix = records.vectors[some].mean(0), None
     else:
-        mean, matrix = fit_lda(records.vectors[some], labels[some])
+        mean, matrix = fit_lda(*with_views(records, some, labels))
     model = IndexModel(count=len(records.vectors), label_kind=kind, mean=mean, matrix=matrix)
     held = _cross_fit(records, kind, rng)
     model.probes = fit_probes(records.vectors, _labels(records))
-    report: dict[str, Any] = {"photos": len(records.vectors), "label_kind": kind, "held_out": len(held["top_ok"])}
+    report: dict[str, Any] = {"photos": len(records.vectors), "label_kind": kind, "held_out": len(held["top_ok"]),
+                              "views": len(records.view_of) if records.view_of is not None else 0}
     report["photos_per"] = photos_per(records)
     categories = sorted(studio_only(records.metas, records.group("category")))
     products = sorted(studio_only(records.metas, records.group("spu"))) if kind == "spu" else []
@@ -93,7 +101,8 @@ def fit(records: Records, seed: int = 0) -> IndexModel:
         ok = np.array(held["top_ok"], dtype=float)
         report["held_out_identical@1"] = round(float(ok.mean()), 4)
         if kind == "spu":
-            model.gate = fit_rate(np.array(held["gate"]), ok)
+            report["missing_mass"] = round(missing_mass(report["photos_per"]["product"]), 4)
+            model.gate = _fit_gate(held, ok, report["missing_mass"])
     if held["cat_ok"]:
         _fit_category(model, held, report)
     model.attributes, report["held_out_attributes"] = _fit_attributes(held["attr"] | _lookalike_samples(records, rng))
@@ -102,6 +111,19 @@ def fit(records: Records, seed: int = 0) -> IndexModel:
     model.words = vocabulary(records.metas)
     model.report = report | {"fit_s": round(time.perf_counter() - started, 1)}
     return model
+
+
+def with_views(records: Records, rows: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(vectors, labels) the projection is fitted on: the photos `rows` and the views of those of them
+    that have some (`LearnConfig.view_max_photos`), each view labelled as its photo. A product known by
+    one photo otherwise shows the projection nothing of how its photos vary."""
+    if records.views is None or records.view_of is None or not len(records.view_of):
+        return records.vectors[rows], labels[rows]
+    chosen = np.zeros(len(records.vectors), dtype=bool)
+    chosen[rows] = True
+    viewed = chosen[records.view_of]
+    return (np.concatenate([records.vectors[rows], records.views[viewed]]),
+            np.concatenate([labels[rows], labels[records.view_of[viewed]]]))
 
 
 def photos_per(records: Records) -> dict[str, dict[str, int]]:
@@ -132,6 +154,29 @@ def _fit_category(model: IndexModel, held: dict[str, Any], report: dict[str, Any
                                                 held["cat_open_class"]))
 
 
+def missing_mass(photos: dict[str, int]) -> float:
+    """How often a seller's product is expected to be missing from the catalog: the share of its
+    products it knows by a single photo. Each of those it nearly missed; a catalog with many of them
+    (long-tailed) misses many of its sellers' products, one that knows every product by several photos
+    (0) few. (The Good-Turing estimate, singletons over photos, ran several times lower on the shared
+    long-tail catalogs than the share of their queries that are missing products.)"""
+    return sum(1 for n in photos.values() if n == 1) / len(photos) if photos else 0.0
+
+
+def _fit_gate(held: dict[str, Any], right: np.ndarray, share: float) -> list[float]:
+    """P(the top hit is the identical product | score, margin), from the held-out photos as they were
+    scored (`right`: whether their top hit was their product) and, at `share` of the weight (the
+    catalog's `missing_mass`), scored again with their own product hidden (always wrong): a seller's
+    product the catalog lacks finds its look-alike sibling on top, at scores its own photos reach."""
+    closed = np.array(held["gate"], dtype=float)
+    opened = np.array(held["gate_open"], dtype=float).reshape(-1, closed.shape[1])
+    if not share or not len(opened):
+        return fit_rate(closed, right)
+    weights = np.concatenate([np.full(len(closed), (1 - share) / len(closed)),
+                              np.full(len(opened), share / len(opened))])
+    return fit_rate(np.vstack([closed, opened]), np.concatenate([right, np.zeros(len(opened))]), weights)
+
+
 def _labels(records: Records, rows: np.ndarray | None = None) -> dict[str, list[Any]]:
     """{label: value per photo} for the probes: the category and every attribute stated."""
     metas = records.metas if rows is None else [records.metas[i] for i in rows]
@@ -146,7 +191,7 @@ def _cross_fit(records: Records, kind: str, rng: np.random.Generator) -> dict[st
     photo's near-duplicates (`near_duplicates`: the same shot) are hidden from it, so it is scored as
     a new seller photo would be. Each held-out photo is scored a second time with its whole category
     hidden: a photo of a category the catalog lacks, which the stated confidence must not trust."""
-    out: dict[str, Any] = {"gate": [], "top_ok": [], "cat": [], "cat_ok": [], "cat_present": [],
+    out: dict[str, Any] = {"gate": [], "top_ok": [], "gate_open": [], "cat": [], "cat_ok": [], "cat_present": [],
                            "cat_class": [], "cat_open": [], "cat_open_class": [],
                            "cat_winner": [], "cat_open_winner": [], "attr": defaultdict(list)}
     n = len(records.vectors)
@@ -154,6 +199,7 @@ def _cross_fit(records: Records, kind: str, rng: np.random.Generator) -> dict[st
         return out
     labels, groups, categories = records.group(kind), records.group("spu"), records.group("category")
     photos = dict(Counter(str(c) for c in categories if c))  # the vote's prior correction
+    product_photos = Counter(str(g) for g in groups)  # the gate's third feature
     attrs = [attributes_of(m) for m in records.metas]
     folds = rng.permutation(n) % LEARN.folds
     per_fold = max(1, LEARN.max_calibration // LEARN.folds)
@@ -162,7 +208,7 @@ def _cross_fit(records: Records, kind: str, rng: np.random.Generator) -> dict[st
         train, test = np.where(folds != f)[0], np.where(folds == f)[0]
         test = rng.permutation(test)[:per_fold]
         some = rng.permutation(train)[: LEARN.max_projection]
-        mean, matrix = fit_lda(records.vectors[some], labels[some])
+        mean, matrix = fit_lda(*with_views(records, some, labels))
         p_train = project(records.vectors[train], mean, matrix)
         probed = f == 0 or len(out["cat"]) < LEARN.min_category_cases
         if probed:  # the probes' calibration: this fold's held-out photos, probes fitted without them
@@ -182,8 +228,11 @@ def _cross_fit(records: Records, kind: str, rng: np.random.Generator) -> dict[st
                     continue
                 (s1, g1, _), (s2, _, _) = ranked[0], ranked[1]
                 if kind == "spu":
-                    out["gate"].append([s1, s1 - s2])
+                    out["gate"].append(gate_features(s1, s2, product_photos[str(g1)]))
                     out["top_ok"].append(g1 == groups[i])
+                    others = [(s, g) for s, g, _ in ranked if g != groups[i]][:2]
+                    if len(others) == 2:  # its product hidden: a product the catalog lacks, whose sibling comes top
+                        out["gate_open"].append(gate_features(others[0][0], others[1][0], product_photos[others[0][1]]))
                 hits = ranked[: LEARN.vote_k]
                 if categories[i] and (probed or "category" not in probes):
                     _score_category(out, kind, row, i, s1, hits, said.get("category"), categories, groups, train,

@@ -58,6 +58,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COLLECTION = "listings"
+VIEWS = "views"
+"""The collection of the views of rare classes' photos (`embedding.VIEW_CROPS`): read by the fit
+alone, never searched."""
 LEARNED = "learned"
 """Prefix of the collections in a fit's projection: `learned-<n>`, a new n per fit (plain `learned`
 in indexes built before)."""
@@ -74,6 +77,10 @@ SEGMENT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 """Name of a folder where Chroma keeps a segment (its id)."""
 
 
+PendingPhoto = tuple[str, str, dict[str, Any], str, bool]
+"""A photo on its way into the index: (image id, photo reference, metadata, row id, of a rare class)."""
+
+
 def build_catalog(
     location: str | Path | Catalog, rows: Iterable[dict[str, Any]], *, embedder: str = "efficientnet-lite0",
     policy: Policy | None = None, progress: Callable[[int], None] = lambda n: None, ray: RayConfig | None = None,
@@ -87,8 +94,10 @@ def build_catalog(
     catalog = location if isinstance(location, Catalog) else Catalog(location, embedder, create=True,
                                                                        fit_sample=fit_sample)
     # with ray, each worker loads its own embedder
-    embed, workers = (None, 1) if ray else catalog_embedding(plugins.get("embedder", embedder))
-    return catalog, catalog.add_listings(rows, embed, policy, progress=progress, ray=ray, refit=refit, workers=workers)
+    embedding = None if ray else catalog_embedding(plugins.get("embedder", embedder))
+    return catalog, catalog.add_listings(rows, embedding.embed if embedding else None, policy, progress=progress,
+                                         ray=ray, refit=refit, workers=embedding.workers if embedding else 1,
+                                         views=embedding.views if embedding else None)
 
 
 def spans(n: int, step: int, last: int) -> list[tuple[int, int]]:
@@ -101,12 +110,26 @@ def spans(n: int, step: int, last: int) -> list[tuple[int, int]]:
     return cuts
 
 
-def catalog_embedding(embedder: Any) -> tuple[Callable[[list[Photo]], np.ndarray], int]:
-    """(embed, how many batches `add_listings` runs side by side) for indexing with `embedder`: its
-    `embed_catalog` on one thread per core where it has one (safe to call so), else `embed` one
-    batch at a time."""
+@dataclass
+class CatalogEmbedding:
+    """How `add_listings` embeds catalog photos."""
+
+    embed: Callable[[list[Photo]], np.ndarray]
+    """(N, D) vectors of photos."""
+    views: Callable[[list[Photo]], np.ndarray] | None
+    """(N, V, D) vectors of each photo's views (`embedding.VIEW_CROPS`); None: the embedder makes none."""
+    workers: int
+    """Batches run side by side."""
+
+
+def catalog_embedding(embedder: Any) -> CatalogEmbedding:
+    """Indexing with `embedder`: its `embed_catalog` (and `embed_catalog_views`) on one thread per core
+    where it has one (safe to call so), else `embed` (and `embed_views` where it has it) one batch at
+    a time."""
     concurrent = getattr(embedder, "embed_catalog", None)
-    return (concurrent, catalog_workers()) if concurrent else (embedder.embed, 1)
+    if concurrent:
+        return CatalogEmbedding(concurrent, getattr(embedder, "embed_catalog_views", None), catalog_workers())
+    return CatalogEmbedding(embedder.embed, getattr(embedder, "embed_views", None), 1)
 
 
 def catalog_workers() -> int:
@@ -228,6 +251,8 @@ class IndexReport:
     """Whether the learned model was refitted (rows were added, or an earlier fit had not finished)."""
     extended: bool = False
     """Whether the rows added were projected by the model as it was, not refitted (`Catalog._extend`)."""
+    views: int = 0
+    """Photos of rare classes also embedded as views (`LearnConfig.view_max_photos`)."""
 
 
 class Catalog:
@@ -249,7 +274,7 @@ class Catalog:
         if is_url(directory):
             self._open_server(ServerIndex.parse(str(directory)), create)
             return
-        self.names = (COLLECTION, LEARNED)
+        self.names = (COLLECTION, LEARNED, VIEWS)
         self._open_folder(Path(directory), create)
 
     @property
@@ -260,7 +285,7 @@ class Catalog:
     def _open_server(self, where: ServerIndex, create: bool) -> None:
         from chromadb.errors import NotFoundError
 
-        self.names = (where.collection, where.learned)
+        self.names = (where.collection, where.learned, where.views)
         self.client = connect(where, create)
         with self._reading():
             self.collection = self._collection(where.collection) if create else self._existing(where.collection)
@@ -394,6 +419,7 @@ class Catalog:
         ray: RayConfig | None = None,
         refit: bool = False,
         workers: int = 1,
+        views: Callable[[list[Photo]], np.ndarray] | None = None,
     ) -> IndexReport:
         """Add listings not yet in the index (rows the trust boundary refuses are quarantined,
         unreadable images reported and skipped), then refit what the index learns from its catalog
@@ -401,7 +427,8 @@ class Catalog:
         are projected by its model instead (`_extend`), unless `refit`. `policy` defaults to the
         default one. Batches are read and embedded by `workers` threads side by side (`embed` must
         be safe to call so: `catalog_embedding`). With `ray`, photos are read and embedded on a Ray
-        cluster by `self.embedder` (`embed` unused)."""
+        cluster by `self.embedder` (`embed` unused). Photos of rare classes (`rare_classes`) are
+        also embedded as views by `views` (the Ray workers' embedder's `embed_views`), where given."""
         from ipl_graph.policies import load_policy
         from ipl_tools.trust import row_problem
 
@@ -426,7 +453,7 @@ class Catalog:
             elif embed is None:
                 raise TypeError("add_listings needs `embed` without `ray`")
             else:
-                self._add_new(list(kept.values()), embed, policy, batch, progress, report, workers)
+                self._add_new(list(kept.values()), embed, policy, batch, progress, report, workers, views)
             if report.added and not refit and self._extend(self._written):
                 report.extended = True
             elif self.count() and (report.added or self._stale()):
@@ -435,56 +462,80 @@ class Catalog:
         return report
 
     def new_images(self, rows: list[dict[str, Any]], report: IndexReport, progress: Callable[[int], None]) -> Iterator[
-        tuple[dict[str, Any], list[tuple[str, str]], dict[str, Any]]
+        tuple[dict[str, Any], list[tuple[str, str]], dict[str, Any], bool]
     ]:
-        """Per row with images: (row, [(image id, photo reference)] not yet indexed, its metadata).
-        Rows without images are reported and counted as done; photos already in the index are counted."""
+        """Per row with images: (row, [(image id, photo reference)] not yet indexed, its metadata,
+        whether its class is rare: `rare_classes`). Rows without images are reported and counted as
+        done; photos already in the index are counted."""
         image_ids = [f"{r['id']}#{i}" for r in rows for i in range(len(r["images"]))]
         have = self.existing(image_ids)
+        new = {str(r["id"]): [(f"{r['id']}#{i}", ref) for i, ref in enumerate(r["images"])
+                              if f"{r['id']}#{i}" not in have] for r in rows}
+        rare = self.rare_classes([(r, len(new[str(r["id"])])) for r in rows])
         for row in rows:
             if not row["images"]:
                 report.bad.append(f"{row['id']}: no images")
                 progress(1)
                 continue
-            new = [(f"{row['id']}#{i}", ref) for i, ref in enumerate(row["images"]) if f"{row['id']}#{i}" not in have]
-            report.skipped_existing += len(row["images"]) - len(new)
-            yield row, new, _metadata(row)
+            report.skipped_existing += len(row["images"]) - len(new[str(row["id"])])
+            yield row, new[str(row["id"])], _metadata(row), view_class(row) in rare
+
+    def rare_classes(self, added: list[tuple[dict[str, Any], int]]) -> set[tuple[str, str]]:
+        """The classes (`view_class`) with `LearnConfig.view_max_photos` photos or fewer once the
+        rows `added` (row, photos of it new to the index) are in: what the saved model counted, plus these."""
+        try:
+            model = self._load_model()
+        except MODEL_ERRORS:
+            model = None
+        counts: dict[tuple[str, str], int] = {}
+        if model is not None:
+            for kind in ("product", "category"):
+                counts |= {(kind, name): n for name, n in model.photos_per(kind).items()}
+        for row, n in added:
+            if (key := view_class(row)) is not None:
+                counts[key] = counts.get(key, 0) + n
+        return {key for key, n in counts.items() if n <= LEARN.view_max_photos}
 
     def _add_new(self, rows: list[dict[str, Any]], embed, policy: Policy, batch: int, progress, report,
-                 workers: int = 1) -> None:
+                 workers: int = 1, views: Callable[[list[Photo]], np.ndarray] | None = None) -> None:
         """Photos of `rows` read, checked and embedded `batch` at a time, by `workers` threads side by
-        side (at most `workers` + 1 batches in flight), and written here, in the rows' order."""
-
-        def read_and_embed(items: list[tuple[str, str, dict[str, Any], str]]) -> tuple[list[str], Any, list, list]:
-            kept: list[tuple[str, Photo, dict[str, Any]]] = []
+        side (at most `workers` + 1 batches in flight), and written here, in the rows' order; those of
+        rare classes also embedded as views by `views`, where given."""
+        def read_and_embed(items: list[PendingPhoto]) -> tuple[list[str], Any, list, list, list[str], Any]:
+            kept: list[tuple[str, Photo, dict[str, Any], bool]] = []
             bad: list[str] = []
-            for image_id, ref, meta, row_id in items:
+            for image_id, ref, meta, row_id, rare in items:
                 try:
-                    kept.append((image_id, resolve(ref, policy.limits), meta))
+                    kept.append((image_id, resolve(ref, policy.limits), meta, rare))
                 except PhotoError as exc:
                     bad.append(f"{row_id}: {exc}")
-            vectors = embed([photo for _, photo, _ in kept]) if kept else None  # (B, D)
-            metas = [{**meta, "image": photo.path, "photo": photo_kind(meta, photo)} for _, photo, meta in kept]
-            return [i for i, _, _ in kept], vectors, metas, bad
+            vectors = embed([photo for _, photo, _, _ in kept]) if kept else None  # (B, D)
+            metas = [{**meta, "image": photo.path, "photo": photo_kind(meta, photo)} for _, photo, meta, _ in kept]
+            of_rare = [(i, photo) for i, photo, _, r in kept if r] if views else []
+            viewed = views([photo for _, photo in of_rare]) if of_rare and views else None  # (R, V, D)
+            return [i for i, _, _, _ in kept], vectors, metas, bad, [i for i, _ in of_rare], viewed
 
         def write_oldest() -> None:
-            ids, vectors, metas, bad = running.popleft().result()
+            ids, vectors, metas, bad, rare_ids, viewed = running.popleft().result()
             report.bad.extend(bad)
             if ids:
                 write(ids, vectors, metas)
                 report.added += len(ids)
+            if rare_ids:
+                self.write_views(rare_ids, viewed)
+                report.views += len(rare_ids)
 
         running: deque[Future] = deque()
-        pending: list[tuple[str, str, dict[str, Any], str]] = []
+        pending: list[PendingPhoto] = []
         with self.held_writes() as write, ThreadPoolExecutor(workers, thread_name_prefix="ipl-embed") as pool:
 
-            def submit(items: list[tuple[str, str, dict[str, Any], str]]) -> None:
+            def submit(items: list[PendingPhoto]) -> None:
                 running.append(pool.submit(read_and_embed, items))
                 while len(running) > workers:
                     write_oldest()
 
-            for row, new, meta in self.new_images(rows, report, progress):
-                pending += [(image_id, ref, meta, str(row["id"])) for image_id, ref in new]
+            for row, new, meta, rare in self.new_images(rows, report, progress):
+                pending += [(image_id, ref, meta, str(row["id"]), rare) for image_id, ref in new]
                 progress(1)
                 while len(pending) >= batch:
                     submit(pending[:batch])
@@ -537,6 +588,40 @@ class Catalog:
         with self._reading():
             self.collection.add(ids=ids, embeddings=vectors, metadatas=metas)  # type: ignore[arg-type]
         self._written.extend(ids)
+
+    def write_views(self, sources: list[str], vectors: np.ndarray) -> None:
+        """Add the views (R, V, D) of the photos `sources` (their ids) to the views collection, each
+        as `<photo id>@<crop>` with its photo's id as `source`; the caller holds the lock."""
+        from ipl_tools.catalog.embedding import VIEW_CROPS
+
+        crops = [f"{share:g}" for share in VIEW_CROPS][: vectors.shape[1]]
+        ids = [f"{source}@{crop}" for source in sources for crop in crops]
+        with self._reading():
+            self._collection(self.names[2]).add(ids=ids, embeddings=vectors.reshape(len(ids), -1),  # type: ignore[arg-type]
+                                                metadatas=[{"source": s} for s in sources for _ in crops])
+
+    def views_of(self, ids: list[str], page: int = 5000) -> tuple[np.ndarray, np.ndarray]:
+        """(vectors (V, D), index into `ids` of each one's photo): the views of the photos `ids`
+        (none where the index has no views collection, one built before views were made)."""
+        from chromadb.errors import NotFoundError
+
+        where = {image_id: n for n, image_id in enumerate(ids)}
+        vectors: list[np.ndarray] = []
+        sources: list[int] = []
+        with self._reading():
+            try:
+                views = self._existing(self.names[2])
+            except NotFoundError:
+                return np.zeros((0, 0), np.float32), np.zeros(0, int)
+            for offset in range(0, views.count(), page):
+                got = views.get(include=["embeddings", "metadatas"], limit=page, offset=offset)
+                keep = [n for n, m in enumerate(got["metadatas"] or []) if str(m.get("source")) in where]
+                if keep:
+                    vectors.append(np.asarray(got["embeddings"], dtype=np.float32)[keep])
+                    sources += [where[str(got["metadatas"][n]["source"])] for n in keep]
+        if not vectors:
+            return np.zeros((0, 0), np.float32), np.zeros(0, int)
+        return np.concatenate(vectors), np.array(sources, dtype=int)
 
     def _extend(self, ids: list[str]) -> bool:
         """Project the photos `ids` (just added) by the saved model into its learned collection, and
@@ -668,6 +753,7 @@ class Catalog:
         records = self.records(limit=self.fit_sample)
         if not len(records.vectors):
             raise IndexMissingError(f"the catalog index at {self.location} is empty; add listings with `ipl index`")
+        records.views, records.view_of = self.views_of(records.ids)
         model = learn_fit(records)
         count = self.count()
         model.report["fitted_count"] = count  # photos at this full fit: `_extend` measures growth from it
@@ -829,6 +915,14 @@ def photo_kind(meta: dict[str, Any], photo: Photo) -> str:
     if meta.get("photo") in PHOTO_KINDS:
         return str(meta["photo"])
     return STUDIO if looks_studio(photo.path, photo.sha256) else SELLER
+
+
+def view_class(row: dict[str, Any]) -> tuple[str, str] | None:
+    """The class a catalog row's photos count towards for views: ('product', its spu) where it names
+    one, else ('category', its category); None with neither."""
+    if row.get("spu"):
+        return "product", str(row["spu"])
+    return ("category", str(row["category"])) if row.get("category") else None
 
 
 def neighbour(lid: str, sim: float, meta: dict[str, Any]) -> Neighbour:

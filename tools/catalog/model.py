@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ipl_tools.catalog.calibration import logistic
+from ipl_tools.catalog.calibration import gate_features, logistic
 from ipl_tools.catalog.probe import Probe, category_probe_weight
 from ipl_tools.catalog.projection import project
 
@@ -118,7 +118,10 @@ class IndexModel:
     def identity_probability(self, score: float, margin: float, product: str | None = None) -> float:
         """P(the top hit, `product`, is the identical product); 0 for a catalog that has no spu
         groups. Lowered for the sellers of products known by studio shots alone (`absorbed`)."""
-        return self.absorbed(logistic(self.gate, score, margin), "product", product) if self.gate else 0.0
+        if not self.gate:
+            return 0.0
+        features = gate_features(score, score - margin, self.photos_per("product").get(str(product), 0))
+        return self.absorbed(logistic(self.gate, *features[: len(self.gate) - 1]), "product", product)  # older: 2
 
     def category_confidence(self, category: str, share: float, score: float) -> tuple[float, float]:
         """(P(the category is right) where the catalog has the seller's category, the stated P(right)),

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ipl_graph.errors import PhotoError, UserError
+from ipl_tools.catalog.embedding import VIEW_CROPS
 
 if TYPE_CHECKING:
     from ipl_graph.policies import Limits, Policy
@@ -42,7 +43,8 @@ class RayConfig:
 
 
 class EmbedPhotos:
-    """A Ray Data actor: resolves (reads, checks, decodes) and embeds a batch of photo references."""
+    """A Ray Data actor: resolves (reads, checks, decodes) and embeds a batch of photo references, and
+    the views of those of rare classes (`rare`) where its embedder makes views."""
 
     def __init__(self, embedder: str, limits: Limits) -> None:
         from ipl_graph import plugins
@@ -70,11 +72,16 @@ class EmbedPhotos:
         dim = embedded.shape[1] if embedded is not None else getattr(self.model, "dim", 0)
         vectors = np.zeros((len(paths), dim), np.float32)  # (B, D); zeros where unreadable
         kinds = np.full(len(paths), "", dtype=object)  # as `photo_kind` tells it, on the worker that read the pixels
+        embed_views = getattr(self.model, "embed_views", None)
+        views = np.zeros((len(paths), len(VIEW_CROPS) if embed_views else 0, dim), np.float32)  # (B, V, D)
         if embedded is not None:
             vectors[good] = embedded
             kinds[good] = [photo_kind(json.loads(batch["meta"][n]), ph) for n, ph in zip(good, photos, strict=True)]
+            rare = [(n, ph) for n, ph in zip(good, photos, strict=True) if batch["rare"][n]]
+            if rare and embed_views:
+                views[[n for n, _ in rare]] = embed_views([ph for _, ph in rare])
         return batch | {"path": np.array(paths, dtype=object), "error": np.array(errors, dtype=object),
-                        "vector": vectors, "photo": kinds}
+                        "vector": vectors, "photo": kinds, "views": views}
 
 
 def add_new(catalog: Catalog, rows: list[dict[str, Any]], policy: Policy, config: RayConfig,
@@ -82,9 +89,10 @@ def add_new(catalog: Catalog, rows: list[dict[str, Any]], policy: Policy, config
     """Embed the photos of `rows` not yet in `catalog` on Ray and add them; the caller holds the write lock."""
     items: list[dict[str, str]] = []
     left: dict[str, int] = {}  # row id: its photos not yet written
-    for row, new, meta in catalog.new_images(rows, report, progress):
+    for row, new, meta, rare in catalog.new_images(rows, report, progress):
         meta_json = json.dumps(meta, ensure_ascii=False)
-        items += [{"row": str(row["id"]), "id": image_id, "ref": ref, "meta": meta_json} for image_id, ref in new]
+        items += [{"row": str(row["id"]), "id": image_id, "ref": ref, "meta": meta_json, "rare": rare}
+                  for image_id, ref in new]
         if new:
             left[str(row["id"])] = len(new)
         else:
@@ -101,6 +109,10 @@ def add_new(catalog: Catalog, rows: list[dict[str, Any]], policy: Policy, config
                 write([str(i) for i in batch["id"][ok]], batch["vector"][ok],
                       [{**json.loads(m), "image": str(p), "photo": str(k)} for m, p, k in written])
                 report.added += int(ok.sum())
+                viewed = ok & batch["rare"].astype(bool)
+                if viewed.any() and batch["views"].shape[1]:
+                    catalog.write_views([str(i) for i in batch["id"][viewed]], batch["views"][viewed])
+                    report.views += int(viewed.sum())
             for row_id in batch["row"]:
                 left[row_id] -= 1
                 if not left[row_id]:
