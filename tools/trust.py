@@ -7,14 +7,17 @@ instructions addressed to the model, claims of authenticity the evidence does no
 goods and banned terms. The rules are data in the policy (`moderation:` and `safety:`); this module
 only reads each text in several views so that an evasion lands in at least one of them:
 
-- plain: cleaned, case folded, look-alike letters (Cyrillic, Greek) folded to Latin;
+- plain: cleaned, case folded, look-alike letters (Cyrillic, Greek) folded to Latin, keycaps and
+  variation selectors dropped, digits of every script as ASCII ("➊", "١");
 - joined: letters or digits spelt out one by one ("w e c h a t", "1-3-8-0-0") joined up;
 - leet: the joined view with digits and symbols read as the letters they stand in for ("w3ch@t"), and
   "vv" as "w";
 - dotted: the joined view with a domain's dot put back where it was hidden ("cheap . biz", "cheap[.]com",
   "cheap. com", "c h e a p . c o m", "cheap!com", "cheapdotcom", "cheap com" all read "cheap.com"),
   read by the link and e-mail rules;
-- digits: number words read as digits ("one three eight", 一三八), O and l next to digits as 0 and 1.
+- digits: number words read as digits ("one three eight", "eins drei acht", 一三八, 幺洞洞), O and l next
+  to digits as 0 and 1. A phone number may be cut by gaps and by list separators ("138,0013,8000"),
+  unless its numbers read as sizes or a list ("38 39 40", "2019, 2020").
 
 Every check is a single pass or a regular expression without nested repetition: linear in the text.
 """
@@ -28,6 +31,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import product
 from typing import Any
 
 from ipl_graph.policies import ModerationPolicy, Policy
@@ -43,6 +47,8 @@ LOOKALIKES = str.maketrans({
     **dict(zip("ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘǫʀꜱᴛᴜᴠᴡʏᴢ", "abcdefghijklmnopqrstuvwyz", strict=True)),
     # enclosed letters NFKC leaves alone: negative circled, negative squared, regional indicators (🅦🅔🅒)
     **{chr(first + i): chr(ord("a") + i) for first in (0x1F150, 0x1F170, 0x1F1E6) for i in range(26)},
+    # variation selectors and enclosing marks only style the character before them: a keycap "1️⃣" is "1"
+    **dict.fromkeys(map(chr, [*range(0xFE00, 0xFE10), *range(0x20DD, 0x20E5)])),
 })
 LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"})
 REPEATED_DIGIT = re.compile(r"(?<![a-z])(double|triple) ?(\d)")
@@ -52,14 +58,37 @@ ACCENTS = re.compile(r"(?<=[a-z])[\u0300-\u036f]+")
 SPELT_OUT = re.compile(r"(?<![^\W_])(?:[^\W_][\W_]{1,3}){2,}[^\W_](?![^\W_])")
 """Three or more single letters or digits with separators between them: 'w e c h a t', '1.3.8'."""
 SEPARATORS = re.compile(r"[\W_]+")
-PHONE_GAP = set(" -.()/+_*~·|\\[]{}'\"")
-"""What may stand between the digits of a phone number ('138-0013 8000', '(0)20 7946')."""
+PHONE_GAP = " -.()/+_*~·|\\[]{}'\"–—‒―•‧∙"
+"""What may stand between the digits of a phone number ('138-0013 8000', '(0)20 7946', '138–0013')."""
+LIST_GAP = ",;:、\n"
+"""What may stand between the digits of a phone number too, and between the numbers of a list ('138,0013,8000',
+'+44, 7700, 900123' but 'Model year 2019, 2020'): a run across one is no phone number when its numbers read
+as a list of values (`listed`)."""
+DIGIT_RUN = re.compile(rf"[0-9]+(?:[{re.escape(PHONE_GAP + LIST_GAP)}]{{1,3}}[0-9]+)*")
+"""Digits with gaps of at most three of those characters between them."""
+LIST_SEPARATOR = re.compile(rf"[{re.escape(LIST_GAP)}]")
+DIGITS = re.compile(r"[0-9]+")
+
 YEAR, MONTH, DAY = r"(?:19|20)\d\d", r"(?:0?[1-9]|1[0-2])", r"(?:0?[1-9]|[12]\d|3[01])"
 DATE = re.compile(rf"(?<!\d)(?:{YEAR}([-./]){MONTH}\1{DAY}|{DAY}([-./]){MONTH}\2{YEAR})(?!\d)")
 """A calendar date ('best before 2024-10-12'), which is no phone number."""
+TIME = re.compile(r"(?<!\d)(?:[01]?\d|2[0-3]):[0-5]\d(?!\d)")
+"""A time of day ('pick up 10:30-12:00'), which is no phone number either."""
+THOUSANDS = re.compile(r"(?<![\d,])\d{1,3}(?:,\d{3}){1,2}(?![\d]|,\d)")
+"""A number of at most nine digits with thousands separators ('1,299', '12,500,000'): one number. Longer
+ones stay digits ('13,800,138,000' is a mobile number)."""
+DECIMAL_COMMA = re.compile(r"(?<![\d.,])(0|[1-9]\d{0,3}),(\d{1,2})(?![\d]|[.,]\d)")
+"""A decimal comma ('EU 38,5', '12,50'), read as a decimal point: no list separator."""
+NUMBER = re.compile(r"(?:0|[1-9][0-9]{0,3})\.[0-9]{1,2}(?![0-9])|[0-9]+")
+"""A number, with its decimal part if it has one ('38.5 39 39.5' is a run of sizes)."""
 DOT = r"(?:\.|。|点|\(dot\)|\[dot\]|\{dot\}| dot )"
 AT_SIGN = r" ?(?:@|\(at\)|\[at\]|\{at\}) ?"
-MAIL_HOSTS = (rf"(?:{AT_SIGN}| at )(?:gmail|googlemail|hotmail|yahoo|icloud|protonmail|foxmail|yandex)"
+AT_WORD = r" (?:at|arroba|arobase) | ?(?:艾特|小老鼠) ?"
+"""The at sign said in a word: English, Spanish and Portuguese, French, Chinese ('bob arroba gmail')."""
+MAIL_DOT = r"(?:\.|。|点|\(dot\)|\[dot\]|\{dot\}| (?:dot|punto|point|punkt) )"
+"""A dot said in a word, as in an address after an at sign ('gmail punto com'): the words of other
+languages only there, where they can mean nothing else ('punto de venta' is no domain)."""
+MAIL_HOSTS = (rf"(?:{AT_SIGN}|{AT_WORD})(?:gmail|googlemail|hotmail|yahoo|icloud|protonmail|foxmail|yandex)"
               rf"|{AT_SIGN}(?:outlook|proton|qq|163|126|aol|gmx)")
 """Mail services an address names without its domain ("bob at gmail", "bob(at)qq"); those whose names
 are words or numbers ("good at outlook", "at 163 Main Street") only after an at sign."""
@@ -77,14 +106,14 @@ HIDDEN_DOT = re.compile(
     rf"|(?<=[a-z0-9])\s*[.。]{{2,}}\s*(?=(?:{NO_WORD_TLDS})(?![a-z0-9-]))"  # "cheap..com", "cheap ... com"
     rf"|(?<=[a-z0-9]){STAND_IN}{{1,3}}(?=(?:{NO_WORD_TLDS})(?![a-z0-9-]))"  # "cheap!com", "cheap_com", "cheap·com"
     # "cheap com", "cheap , com"
-    rf"|(?<=[a-z0-9])(?:\s+{STAND_IN}{{0,3}}\s*|{STAND_IN}{{1,3}}\s+)(?=(?:{NO_WORD_ANYWHERE})(?![a-z0-9-]))"
+    rf"|(?<=[a-z0-9])(?:\s+(?:{STAND_IN}{{1,3}}\s*)?|{STAND_IN}{{1,3}}\s+)(?=(?:{NO_WORD_ANYWHERE})(?![a-z0-9-]))"
     r"|(?<=[a-z0-9]{2})\s?dot\s?(?=(?:com|org|net|biz|xyz)(?![a-z0-9-]))"  # "cheapdotcom", "cheap dotcom"
 )
 """A domain's dot written so that the link rule would not see it. After a full stop and a space only
 top-level domains that are no English word count ("cheap. com", not "in the box. me too"); after
 other punctuation, or a symbol, the same; after a space alone only those that follow a word as a
 word almost nowhere ("cheap com", not "chocolate net weight")."""
-AT = r"(?:@|\(at\)|\[at\]|\{at\}| at )"
+AT = rf"(?:@|\(at\)|\[at\]|\{{at\}}|{AT_WORD})"
 
 
 def clean(text: str) -> str:
@@ -109,11 +138,19 @@ class Views:
 
 
 def _plain(text: str) -> str:
-    """NFKC, case folded, look-alikes folded, and Latin letters' accents dropped ('wé chat')."""
+    """NFKC, case folded, look-alikes folded, digits of any script as ASCII ('➊', '١'), and Latin
+    letters' accents dropped ('wé chat')."""
     text = unicodedata.normalize("NFKC", clean(text)).casefold().translate(LOOKALIKES)
     if text.isascii():
         return text
-    return unicodedata.normalize("NFC", ACCENTS.sub("", unicodedata.normalize("NFD", text)))
+    return unicodedata.normalize("NFC", ACCENTS.sub("", unicodedata.normalize("NFD", text))).translate(_ascii_digits())
+
+
+@lru_cache(maxsize=1)
+def _ascii_digits() -> dict[int, int]:
+    """A `str.translate` table: every digit of another script ('١', '➊'; 778 of them) as its ASCII
+    digit. Built once, when a text first needs it (70 ms)."""
+    return {c: ord(str(unicodedata.digit(chr(c)))) for c in range(0x80, 0x110000) if chr(c).isdigit()}
 
 
 def views(text: str, policy: ModerationPolicy) -> Views:
@@ -131,9 +168,20 @@ _VIEWS: dict[tuple[str, int], Views] = {}
 
 def _views(text: str, policy: ModerationPolicy) -> Views:
     plain = _plain(text)
-    joined = SPELT_OUT.sub(lambda m: SEPARATORS.sub("", m.group()), plain)
+    joined = SPELT_OUT.sub(_joined_run, plain)
     dotted = SPELT_OUT.sub(_spelt_with_dots, HIDDEN_DOT.sub(".", plain))
     return Views(plain, joined, joined.translate(LEET).replace("vv", "w"), _as_digits(plain, policy), dotted)
+
+
+def _joined_run(run: re.Match[str]) -> str:
+    """A spelt-out run joined up ('w e c h a t', '1-3-8'), unless it is single numbers in a list or a
+    size run ('5, 6, 7, 8, 9, 10', 'UK 5 6 7 8 9'): the digits view reads those as they are."""
+    text = run.group()
+    joined = SEPARATORS.sub("", text)
+    items = LIST_SEPARATOR.split(text)
+    if joined.isdigit() and (sizes(list(joined)) or len(items) == len(joined)):  # a digit between each two
+        return text
+    return joined
 
 
 def _spelt_with_dots(run: re.Match[str]) -> str:
@@ -147,8 +195,8 @@ def _spelt_with_dots(run: re.Match[str]) -> str:
 def _as_digits(text: str, policy: ModerationPolicy) -> str:
     if not policy.number_words:
         return text
-    words = _number_words(tuple(sorted(policy.number_words.items())))
-    text = words.sub(lambda m: policy.number_words[m.group()], text)
+    words, word, digit = _number_words(tuple(sorted(policy.number_words.items())))
+    text = words.sub(lambda m: word.sub(lambda w: digit[w.group()], m.group()), text)
     text = REPEATED_DIGIT.sub(lambda m: m.group(2) * (2 if m.group(1) == "double" else 3), text)  # "double 0"
     # a run of O or l touching a digit and no other letter: "077OO9OO123", "O7700"
     return re.sub(r"(?<![a-z])[ol]+(?=\d)|(?<=\d)[ol]+(?![a-z])",
@@ -156,48 +204,65 @@ def _as_digits(text: str, policy: ModerationPolicy) -> str:
 
 
 @lru_cache(maxsize=8)
-def _number_words(items: tuple[tuple[str, str], ...]) -> re.Pattern[str]:
-    """Number words as one pattern: Latin words of three letters or more even when run together
-    ('onethreeeight': only a run of seven makes a phone number, so 'someone' costs nothing), shorter
-    ones ('oh') as whole words, CJK numerals as written."""
-    latin = sorted((w for w, _ in items if w.isascii()), key=len, reverse=True)
-    long = [re.escape(w) for w in latin if len(w) >= 3]
-    short = [re.escape(w) for w in latin if len(w) < 3]
-    other = [re.escape(w) for w, _ in items if not w.isascii()]
-    parts = [*long, *(rf"(?<![a-z]){w}(?![a-z])" for w in short), *other]
-    return re.compile("|".join(parts))
+def _number_words(items: tuple[tuple[str, str], ...]) -> tuple[re.Pattern[str], re.Pattern[str], dict[str, str]]:
+    """(number words as one pattern, one number word, the digit of each): Latin words of three letters
+    or more as a word made of them only, run together or not ('one three', 'onethreeeight'; not the
+    'one' of 'iPhone 12, 13', nor 'acht' of 'yacht'), shorter ones ('oh', 'un') as whole words, CJK
+    numerals as written. Read in their plain view ('fünf' as 'funf')."""
+    digit = {_plain(w): d for w, d in items}
+    latin = sorted((w for w in digit if w.isascii()), key=len, reverse=True)
+    long = "|".join(re.escape(w) for w in latin if len(w) >= 3)
+    short = [rf"(?<![a-z]){re.escape(w)}(?![a-z])" for w in latin if len(w) < 3]
+    other = [re.escape(w) for w in digit if not w.isascii()]
+    parts = [*([rf"(?<![a-z])(?:{long})+(?![a-z])"] if long else []), *short, *other]
+    word = "|".join(re.escape(w) for w in sorted(digit, key=len, reverse=True))
+    return re.compile("|".join(parts)), re.compile(word), digit
 
 
 # --- the rules ---------------------------------------------------------------------------------
 
 
 def phone_number(text: str, min_digits: int) -> bool:
-    """Whether `text` holds `min_digits` digits in a run broken only by short gaps of spaces or
-    punctuation: one pass. Dates are not runs, nor a list of sizes ('38 39 40 41', '36/38/40/42')."""
-    count = gap = 0
-    groups: list[str] = []
-    for ch in DATE.sub(" date ", text) + "\0":
-        if ch.isdigit():
-            if gap or not groups:
-                groups.append("")
-            groups[-1] += ch
-            count, gap = count + 1, 0
+    """Whether `text` (a view: its digits ASCII) holds `min_digits` digits in a run broken only by short
+    gaps of spaces or punctuation. Dates, times and thousands are not runs, nor a run of sizes ('38 39
+    40 41', '36/38/40/42'). Numbers split by list separators alone are one run unless they read as a
+    list ('138,0013,8000' but not '2019, 2020', `listed`); others are read apart ('Pack of six 250, 500'
+    has no run of seven). Each run is read once: linear."""
+    text = DATE.sub(" date ", text)
+    text = DECIMAL_COMMA.sub(r"\1.\2", THOUSANDS.sub(" number ", TIME.sub(" time ", text)))
+    for run in DIGIT_RUN.finditer(text):
+        if sum(map(str.isdigit, run.group())) < min_digits:
             continue
-        if count >= min_digits and not sizes(groups):
+        parts = [p for part in LIST_SEPARATOR.split(run.group()) if (p := part.strip(PHONE_GAP))]
+        if all(part.isdigit() for part in parts):
+            if not sizes(parts) and not listed(parts, plus=text[run.start() - 1 : run.start()] == "+"):
+                return True
+        elif any(sum(map(str.isdigit, part)) >= min_digits and not sizes(NUMBER.findall(part)) for part in parts):
             return True
-        if count and ch in PHONE_GAP and gap < 3:
-            gap += 1
-        else:
-            count, gap, groups = 0, 0, []
     return False
 
 
-def sizes(groups: list[str]) -> bool:
-    """Numbers of at most two digits that step up by 1 or 2 (a size run): no way to spell a phone."""
-    if any(len(g) > 2 for g in groups):
+def sizes(numbers: list[str]) -> bool:
+    """Numbers of at most three digits that step up by the same 0.5 to 10 (a size run: '38 39 40 41',
+    '110/120/130/140', '38.5 39 39.5'): no way to spell a phone."""
+    if any(len(n.partition(".")[0]) > 3 for n in numbers):
         return False
-    steps = {int(b) - int(a) for a, b in zip(groups, groups[1:], strict=False)}
-    return len(steps) == 1 and steps <= {1, 2}
+    steps = {round(float(b) - float(a), 2) for a, b in zip(numbers, numbers[1:], strict=False)}
+    return len(steps) == 1 and 0 < min(steps) <= 10
+
+
+def listed(numbers: list[str], plus: bool) -> bool:
+    """Whether numbers split by list separators read as a list of values ('2019, 2020', '110, 116, 122',
+    '6, 12, 24, 48'), not a phone number cut up ('138,0013,8000', '+44, 7700, 900123', '138, 1234, 5678'):
+    no plus sign before them, no leading zero, and each no shorter than the one before, and within five
+    times it."""
+    if len(numbers) < 2 or plus or any(len(n) > 1 and n[0] == "0" for n in numbers):
+        return False
+    for a, b in zip(numbers, numbers[1:], strict=False):
+        low, high = sorted((int(a), int(b)))
+        if not (0 <= len(b) - len(a) <= 1 and low > 0 and high <= 5 * low):
+            return False
+    return True
 
 
 _COMPILED: dict[int, tuple[ModerationPolicy, dict[str, re.Pattern[str]]]] = {}
@@ -217,12 +282,17 @@ def _compile(policy: ModerationPolicy) -> dict[str, re.Pattern[str]]:
     return {
         "messenger": _messengers(policy.messengers),
         "e-mail address": re.compile(
-            rf"(?<![a-z0-9._%+-])[a-z0-9._%+-]+ ?{AT} ?[a-z0-9-]+(?: ?{DOT} ?[a-z0-9-]+)*? ?{DOT} ?(?:{tlds})(?![a-z])"
+            rf"(?<![a-z0-9._%+-])[a-z0-9._%+-]+ ?{AT} ?[a-z0-9-]+(?: ?{MAIL_DOT} ?[a-z0-9-]+)*?"
+            rf" ?{MAIL_DOT} ?(?:{tlds})(?![a-z])"
             rf"|(?<![a-z0-9._%+-])[a-z0-9._%+-]+(?:{MAIL_HOSTS})(?![a-z0-9])"
         ),
         "link": re.compile(
-            rf"(?:h[tx]{{2}}ps?|ftp) ?: ?//|www ?{DOT}|(?<![a-z0-9-])(?:t|wa) ?{DOT}? ?me ?/"
-            rf"|(?<![a-z0-9-])[a-z0-9-]{{2,}}(?:{DOT}[a-z0-9-]+)*?"
+            rf"(?:h[tx]{{2}}ps?|ftp) ?: ?//|www ?{DOT}|(?<![a-z0-9-])(?:t|wa) ?{DOT}? ?me ?(?:/| slash )"
+            # a host and a path, whatever its top-level domain: "bit.ly/x", "rb.gy/x", "m.me/x", "linktr.ee/x"
+            rf"|(?<![a-z0-9-])[a-z0-9-]+{DOT}[a-z]{{2,6}} ?(?:/| slash ) ?[a-z0-9_]"
+            # a bare domain by its last two labels, each label read once ("a.b.a.b..." was quadratic): "cheap.com",
+            # "seller dot com", and a label of one letter after a dot ("shop.a.co")
+            rf"|(?<![a-z0-9-])(?:[a-z0-9-]{{2,}}|(?<=[a-z0-9-]\.)[a-z0-9-])"
             rf"(?:{DOT}| ?\(dot\) ?| ?\[dot\] ?| dot )(?:{tlds})(?![a-z0-9-])"
         ),
         "handle": re.compile(r"@[a-z][a-z0-9_.]{2,}"),  # "@seller_bob", "bob@gmail": no listing needs one
@@ -241,7 +311,7 @@ def _messengers(names: Iterable[str]) -> re.Pattern[str]:
     more, as a whole word for short ones ('qq', 'vx'), as written or split by separators for CJK."""
     latin: list[str] = []
     cjk: list[str] = []
-    for name in (n.casefold() for n in names):
+    for name in (_plain(n) for n in names):  # as the text is read: "ватсап" folds to "batcaп"
         if not name.isascii():  # CJK: as written, or split by a few separators ("威 信")
             cjk.append(r"[\W_]{0,3}".join(re.escape(c) for c in name if not c.isspace()))
         elif (letters := [c for c in name if c.isalnum()]) and len(letters) >= 4:
@@ -306,21 +376,40 @@ def authenticity(v: Views, policy: ModerationPolicy, evidence: str = "") -> str 
 
 def listed_term(v: Views, terms: tuple[str, ...]) -> str | None:
     """The first of `terms` in the text: whole words for Latin script, substrings for CJK; the words of
-    a term may be run together or split by punctuation ('replica-watch')."""
+    a term may be run together or split by punctuation ('replica-watch'). A word written {a|b} is
+    either of them ('{fake|replica} {rolex|nike}' reads 'fake rolex' and 'replica-nike')."""
     pattern, by_key = _terms(terms)
     found = next((m for text in (v.plain, v.joined) if (m := pattern.search(text))), None)
     return by_key.get(SEPARATORS.sub("", found.group())) if found else None
+
+
+TERM_WORD = re.compile(r"\{[^{}]*\}|[^\s{}]+")
+"""A word of a listed term: a plain word, or alternatives in braces ('{fake|replica}')."""
 
 
 @lru_cache(maxsize=32)
 def _terms(terms: tuple[str, ...]) -> tuple[re.Pattern[str], dict[str, str]]:
     latin: list[str] = []
     cjk: list[str] = []
+    by_key: dict[str, str] = {}
     for term in sorted(terms, key=len, reverse=True):
-        body = r"[\W_]*".join(re.escape(w) for w in _plain(term).split())
+        words = [_alternatives(w) for w in TERM_WORD.findall(_plain(term))]
+        body = r"[\W_]*".join(_either(alternatives) for alternatives in words)
         (latin if body.isascii() else cjk).append(body)
-    by_key = {SEPARATORS.sub("", _plain(t)): t for t in terms}
+        for spelling in product(*words):  # what each spelling of the term is reported as
+            by_key.setdefault(SEPARATORS.sub("", "".join(spelling)), " ".join(spelling) if "{" in term else term)
     return re.compile("|".join(([_words(latin, r"(?![a-z0-9])")] if latin else []) + cjk) or r"(?!)"), by_key
+
+
+def _alternatives(word: str) -> list[str]:
+    """'{fake|knock off}' as ['fake', 'knock off'], 'replica' as ['replica']."""
+    return [a.strip() for a in word[1:-1].split("|") if a.strip()] if word.startswith("{") else [word]
+
+
+def _either(alternatives: list[str]) -> str:
+    """Any of `alternatives` (words that may be run together or split by punctuation) as a pattern."""
+    parts = [r"[\W_]*".join(map(re.escape, a.split())) for a in sorted(alternatives, key=len, reverse=True)]
+    return parts[0] if len(parts) == 1 else f"(?:{'|'.join(parts)})"
 
 
 def problem(text: str, policy: Policy, evidence: str = "", phones: bool = True) -> str | None:
