@@ -56,6 +56,9 @@ def test_ray_indexes_what_one_process_indexes(indexes):
     ma, mb = Catalog(one).model(), Catalog(ray).model()
     assert ma.count == mb.count and np.allclose(ma.mean, mb.mean, atol=1e-5)
     assert {k: v for k, v in ma.report.items() if k != "fit_s"} == {k: v for k, v in mb.report.items() if k != "fit_s"}
+    (va, of_a), (vb, of_b) = Catalog(one).views_of(a.ids), Catalog(ray).views_of(b.ids)
+    assert len(of_a) == 2 * 39 and np.array_equal(of_a, of_b)  # one photo of each product: all rare
+    assert np.allclose(va, vb, atol=1e-5)
 
 
 def test_a_listing_from_the_ray_index_equals_the_single_process_one(indexes):
