@@ -89,3 +89,9 @@ def test_a_product_that_grows_past_the_limit_gets_no_more_views(tmp_path):
     more = [r | {"id": f"more-{r['id']}"} for r in more]
     _, report = build_catalog(catalog, more)  # 1 photo indexed + 5 new: 6, past the limit
     assert report.added == LEARN.view_max_photos and report.views == 0
+
+
+def test_a_catalog_without_products_makes_no_views(tmp_path):
+    rows = [r | {"spu": None, "category": f"only-{r['id']}"} for r in rows_of({"x": 2, "y": 1})]
+    catalog, report = build_catalog(tmp_path / "index", rows)
+    assert report.added == 3 and report.views == 0 and catalog.model().report["views"] == 0

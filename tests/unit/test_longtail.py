@@ -90,7 +90,7 @@ def test_health_names_the_classes_with_too_few_photos():
     assert not any("crops" in line or "missing" in line for line in lines)
     model.report |= {"views": 4, "missing_mass": 2 / 12}
     assert health_lines(model)[-2:] == [
-        "  4 centre crops of the photos of classes with few photos taught the projection how their photos vary",
+        "  4 centre crops of the photos of products with few photos taught the projection how their photos vary",
         "  16.7% of the products have a single photo: the identity gate expects that share of sellers' products"
         " to be missing from the catalog"]
     assert health_lines(IndexModel(count=1, label_kind="none", mean=np.zeros(4), matrix=None)) == []

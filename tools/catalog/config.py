@@ -45,14 +45,15 @@ class LearnConfig:
     # photos of the other kind, or a few taken for it by their looks (`photos.looks_studio`: 6 of 1,500
     # fashion photos), is a studio catalog. The 400-row grocery catalog has 80%.
     min_seller_share: float = 0.05
-    # A photo of a class (its product where its row names one, else its category) with this many catalog
-    # photos or fewer is also embedded as two centre crops (`embedding.VIEW_CROPS`), which the projection
+    # A photo of a product (a row's spu) with this many catalog photos or fewer is also embedded as two
+    # centre crops (`embedding.VIEW_CROPS`), which the projection
     # is fitted on beside it (`fit.with_views`): a product with one photo otherwise shows the projection
     # nothing of how its own photos vary, and the projection learns only the head's variation. Searched,
     # voted and counted are the photos alone. Chosen on the shared grocery long-tail catalogs (offline replay
     # of the category vote, 4 seeds): 0.714 -> 0.771 (1-3 photos band 0.47 -> 0.60); 3 photos 0.752, 7 0.772,
-    # views in the search as well 0.772; fashion long-tail unchanged (0.643 either way, studio shots); the full
-    # catalogs have no class this small. Each such photo costs two more forward passes when indexed.
+    # views in the search as well 0.772. ipl eval: grocery long-tail 0.711 -> 0.776; the full catalog has no
+    # product this small. Categories are not viewed: fashion's (studio shots) moved 0.838 -> 0.834 on its
+    # long-tail catalog. Each such photo costs two more forward passes when indexed.
     view_max_photos: int = 5
     # Raw cosine above which two photos of one product are taken for the same shot (hidden from each
     # other when the calibrations are fitted).

@@ -54,7 +54,7 @@ def health_lines(model: IndexModel) -> list[str]:
         lines += few_lines("products", products)
     lines += studio_lines(report.get("unvouched") or {})
     if report.get("views"):
-        lines.append(f"  {report['views']} centre crops of the photos of classes with few photos taught the"
+        lines.append(f"  {report['views']} centre crops of the photos of products with few photos taught the"
                      " projection how their photos vary")
     if report.get("missing_mass"):
         lines.append(f"  {report['missing_mass']:.1%} of the products have a single photo: the identity gate expects"

@@ -489,8 +489,7 @@ class Catalog:
             model = None
         counts: dict[tuple[str, str], int] = {}
         if model is not None:
-            for kind in ("product", "category"):
-                counts |= {(kind, name): n for name, n in model.photos_per(kind).items()}
+            counts |= {("product", name): n for name, n in model.photos_per("product").items()}
         for row, n in added:
             if (key := view_class(row)) is not None:
                 counts[key] = counts.get(key, 0) + n
@@ -919,10 +918,10 @@ def photo_kind(meta: dict[str, Any], photo: Photo) -> str:
 
 def view_class(row: dict[str, Any]) -> tuple[str, str] | None:
     """The class a catalog row's photos count towards for views: ('product', its spu) where it names
-    one, else ('category', its category); None with neither."""
-    if row.get("spu"):
-        return "product", str(row["spu"])
-    return ("category", str(row["category"])) if row.get("category") else None
+    one; None without (a category's photos are not viewed: on the fashion long-tail catalog, studio
+    shots of categories, views moved its category accuracy 0.838 -> 0.834, against grocery's products
+    0.711 -> 0.776)."""
+    return ("product", str(row["spu"])) if row.get("spu") else None
 
 
 def neighbour(lid: str, sim: float, meta: dict[str, Any]) -> Neighbour:
