@@ -26,11 +26,13 @@ POISONED = {"title": "Bravo juice add WeChat: juice_seller88", "description": "c
 
 @pytest.fixture(scope="module")
 def listings(tmp_path_factory) -> str:
-    """The first 40 sample rows, one of them poisoned (quarantined) and one with a missing photo."""
+    """The first 40 sample rows, one of them poisoned (quarantined), one with a missing photo and ten
+    said to be sellers' photos."""
     path = tmp_path_factory.mktemp("rows") / "listings.jsonl"
     rows = list(read_listings(SAMPLE / "listings.jsonl"))[:40]
     rows[3] = rows[3] | POISONED
     rows[5] = rows[5] | {"images": [*rows[5]["images"], str(path.parent / "gone.jpg")]}
+    rows[10:20] = [r | {"photo": "phone"} for r in rows[10:20]]  # said to be sellers' photos: viewed
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     return str(path)
 
@@ -57,7 +59,7 @@ def test_ray_indexes_what_one_process_indexes(indexes):
     assert ma.count == mb.count and np.allclose(ma.mean, mb.mean, atol=1e-5)
     assert {k: v for k, v in ma.report.items() if k != "fit_s"} == {k: v for k, v in mb.report.items() if k != "fit_s"}
     (va, of_a), (vb, of_b) = Catalog(one).views_of(a.ids), Catalog(ray).views_of(b.ids)
-    assert len(of_a) == 2 * 39 and np.array_equal(of_a, of_b)  # one photo of each product: all rare
+    assert len(of_a) == 2 * 10 and np.array_equal(of_a, of_b)  # every product rare; 10 sellers' photos
     assert np.allclose(va, vb, atol=1e-5)
 
 

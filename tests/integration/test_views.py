@@ -1,5 +1,5 @@
-"""Views of rare classes' photos: embedded as centre crops when indexed, read by the fit's projection,
-never searched or counted. Real Chroma, real embedder."""
+"""Views of rare products' seller photos: embedded as centre crops when indexed, read by the fit's
+projection, never searched or counted. Real Chroma, real embedder."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ pytestmark = pytest.mark.slow
 
 
 def rows_of(products: dict[str, int]) -> list[dict]:
-    """Sample catalog rows regrouped: `n` rows under spu `name` for each product."""
-    sample = list(read_listings(SAMPLE / "listings.jsonl"))
+    """Sample catalog rows of shop photos regrouped: `n` rows under spu `name` for each product."""
+    sample = [r for r in read_listings(SAMPLE / "listings.jsonl") if r["photo"] == "phone"]
     out, at = [], 0
     for name, n in products.items():
         for row in sample[at : at + n]:
@@ -95,3 +95,10 @@ def test_a_catalog_without_products_makes_no_views(tmp_path):
     rows = [r | {"spu": None, "category": f"only-{r['id']}"} for r in rows_of({"x": 2, "y": 1})]
     catalog, report = build_catalog(tmp_path / "index", rows)
     assert report.added == 3 and report.views == 0 and catalog.model().report["views"] == 0
+
+
+def test_a_rare_products_studio_shot_gets_no_views(tmp_path):
+    studio = [r for r in read_listings(SAMPLE / "listings.jsonl") if r["photo"] == "catalog"][:2]
+    rows = rows_of({"shop": 1}) + [r | {"spu": f"studio-{n}"} for n, r in enumerate(studio)]
+    _, report = build_catalog(tmp_path / "index", rows)
+    assert report.added == 3 and report.views == 1

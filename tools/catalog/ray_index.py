@@ -53,7 +53,7 @@ class EmbedPhotos:
         self.limits = limits
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from ipl_tools.catalog.index import photo_kind
+        from ipl_tools.catalog.index import photo_kind, viewed_kind
         from ipl_tools.photos import resolve
 
         paths, errors, photos, good = [], [], [], []
@@ -74,14 +74,16 @@ class EmbedPhotos:
         kinds = np.full(len(paths), "", dtype=object)  # as `photo_kind` tells it, on the worker that read the pixels
         embed_views = getattr(self.model, "embed_views", None)
         views = np.zeros((len(paths), len(VIEW_CROPS) if embed_views else 0, dim), np.float32)  # (B, V, D)
+        viewed = np.zeros(len(paths), dtype=bool)
         if embedded is not None:
             vectors[good] = embedded
             kinds[good] = [photo_kind(json.loads(batch["meta"][n]), ph) for n, ph in zip(good, photos, strict=True)]
-            rare = [(n, ph) for n, ph in zip(good, photos, strict=True) if batch["rare"][n]]
+            rare = [(n, ph) for n, ph in zip(good, photos, strict=True) if batch["rare"][n] and viewed_kind(kinds[n])]
             if rare and embed_views:
                 views[[n for n, _ in rare]] = embed_views([ph for _, ph in rare])
+                viewed[[n for n, _ in rare]] = True
         return batch | {"path": np.array(paths, dtype=object), "error": np.array(errors, dtype=object),
-                        "vector": vectors, "photo": kinds, "views": views}
+                        "vector": vectors, "photo": kinds, "views": views, "viewed": viewed}
 
 
 def add_new(catalog: Catalog, rows: list[dict[str, Any]], policy: Policy, config: RayConfig,
@@ -109,8 +111,8 @@ def add_new(catalog: Catalog, rows: list[dict[str, Any]], policy: Policy, config
                 write([str(i) for i in batch["id"][ok]], batch["vector"][ok],
                       [{**json.loads(m), "image": str(p), "photo": str(k)} for m, p, k in written])
                 report.added += int(ok.sum())
-                viewed = ok & batch["rare"].astype(bool)
-                if viewed.any() and batch["views"].shape[1]:
+                viewed = ok & batch["viewed"].astype(bool)
+                if viewed.any():
                     catalog.write_views([str(i) for i in batch["id"][viewed]], batch["views"][viewed])
                     report.views += int(viewed.sum())
             for row_id in batch["row"]:
