@@ -199,6 +199,7 @@ def _cross_fit(records: Records, kind: str, rng: np.random.Generator) -> dict[st
         return out
     labels, groups, categories = records.group(kind), records.group("spu"), records.group("category")
     photos = dict(Counter(str(c) for c in categories if c))  # the vote's prior correction
+    product_photos = Counter(str(g) for g in groups)  # the gate's third feature
     attrs = [attributes_of(m) for m in records.metas]
     folds = rng.permutation(n) % LEARN.folds
     per_fold = max(1, LEARN.max_calibration // LEARN.folds)
@@ -227,12 +228,11 @@ def _cross_fit(records: Records, kind: str, rng: np.random.Generator) -> dict[st
                     continue
                 (s1, g1, _), (s2, _, _) = ranked[0], ranked[1]
                 if kind == "spu":
-                    out["gate"].append(gate_features(s1, s2, _seen(groups[train], row, g1)))
+                    out["gate"].append(gate_features(s1, s2, product_photos[str(g1)]))
                     out["top_ok"].append(g1 == groups[i])
                     others = [(s, g) for s, g, _ in ranked if g != groups[i]][:2]
                     if len(others) == 2:  # its product hidden: a product the catalog lacks, whose sibling comes top
-                        out["gate_open"].append(gate_features(others[0][0], others[1][0],
-                                                              _seen(groups[train], row, others[0][1])))
+                        out["gate_open"].append(gate_features(others[0][0], others[1][0], product_photos[others[0][1]]))
                 hits = ranked[: LEARN.vote_k]
                 if categories[i] and (probed or "category" not in probes):
                     _score_category(out, kind, row, i, s1, hits, said.get("category"), categories, groups, train,
@@ -246,12 +246,6 @@ def _cross_fit(records: Records, kind: str, rng: np.random.Generator) -> dict[st
                         value, agreement, _ = vote([(s, attrs[j].get(name)) for s, _, j in hits])
                         out["attr"][f"products:{name}"].append((agreement, same(value, truth)))
     return out
-
-
-def _seen(train_groups: np.ndarray, row: np.ndarray, product: str) -> int:
-    """The photos of `product` a held-out photo's search saw (its near-duplicates hidden): what the
-    gate's photo count is at query time, where the search sees all of them."""
-    return int(np.count_nonzero((train_groups == product) & (row > HIDDEN)))
 
 
 def _score_category(out: dict[str, Any], kind: str, row: np.ndarray, i: int, s1: float,
