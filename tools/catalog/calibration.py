@@ -70,6 +70,9 @@ def with_open(closed: np.ndarray, right: np.ndarray, classes: list[Any], open_: 
 def gate_features(score: float, runner_up: float, photos: int) -> list[float]:
     """What the identity gate judges a top hit by: its score, its lead over the next product, and
     log(1 + the catalog photos of its product). Wrongly trusted top hits are mostly products of two or
-    three photos (a sibling of the seller's product: one photo of it may happen to match well); a
-    product of many photos that leads has usually been recognised by most of them."""
+    three photos (a sibling of the seller's product: one photo of it may happen to match well). Held
+    out, a product's photo leaves one fewer of it to be found, and a product of one photo is never
+    found: the gate learns to trust the products the catalog knows by one photo least, as it cannot
+    vouch for them. (Counting the photos the held-out photo's search saw instead trusted 5% more
+    right top hits on the grocery long-tail catalogs, and one of 19 missing products on seed 0.)"""
     return [score, score - runner_up, float(np.log1p(photos))]
