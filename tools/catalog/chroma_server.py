@@ -3,7 +3,7 @@
 
 Everything a client needs lives on the server, so a client holding only the URL lists: the
 `NAME` collection (raw photo vectors), `NAME-learned-<n>` (the projection of the current fit),
-`NAME-views` (views of rare classes' photos, which the fit reads) and
+`NAME-views` (views of rare products' sellers' photos, which the fit reads) and
 `NAME-model`, which keeps the learned model's bytes (the .npz `IndexModel.save` writes) in versioned
 chunks and a `current` pointer record, upserted last: a reader finds the old version or the new one,
 never half of one. The folder's write lock becomes a lease record in `NAME-model` (Chroma ignores the

@@ -50,7 +50,7 @@ def crop(img: Image.Image) -> Image.Image:
 
 
 VIEW_CROPS = (0.8, 0.6)
-"""The centre crops (share of each side) a photo of a rare class is also embedded at, as views of it
+"""The centre crops (share of each side) a seller's photo of a rare product is also embedded at, as views of it
 (`CachedEmbedder.embed_views`). The index's projection learns from them what framing does to a
 product it has one or two photos of (`fit.with_views`); see `LearnConfig.view_max_photos`."""
 

@@ -1,7 +1,7 @@
 """Fitting what an index learns from its own catalog (numpy only), refitted after every `ipl index`.
 
 - The projection (`projection.py`), fitted on the catalog's product or category groups, and on the
-  views of rare classes' photos (`with_views`).
+  views of rare products' sellers' photos (`with_views`).
 - Calibrations (`calibration.py`) fitted on held-out catalog photos, cross-fitted over
   `LEARN.folds` folds (the projection is refitted without the held-out fold, so scores look like
   those of new photos): P(the top hit is the identical product | score, margin, its product's photos;
@@ -46,7 +46,7 @@ class Records:
     listing: np.ndarray  # (N,) listing ids
     metas: list[dict[str, Any]]
     views: np.ndarray | None = None
-    """(V, D) views of rare classes' photos (`embedding.VIEW_CROPS`): the projection is fitted on them too."""
+    """(V, D) views of rare products' sellers' photos (`embedding.VIEW_CROPS`): the projection is fitted on them too."""
     view_of: np.ndarray | None = None
     """(V,) the index of each view's photo."""
 

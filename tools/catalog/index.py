@@ -59,8 +59,8 @@ log = logging.getLogger(__name__)
 
 COLLECTION = "listings"
 VIEWS = "views"
-"""The collection of the views of rare classes' photos (`embedding.VIEW_CROPS`): read by the fit
-alone, never searched."""
+"""The collection of the views of rare products' sellers' photos (`embedding.VIEW_CROPS`): read by
+the fit alone, never searched."""
 LEARNED = "learned"
 """Prefix of the collections in a fit's projection: `learned-<n>`, a new n per fit (plain `learned`
 in indexes built before)."""
@@ -78,7 +78,7 @@ SEGMENT = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 
 
 PendingPhoto = tuple[str, str, dict[str, Any], str, bool]
-"""A photo on its way into the index: (image id, photo reference, metadata, row id, of a rare class)."""
+"""A photo on its way into the index: (image id, photo reference, metadata, row id, of a rare product)."""
 
 
 def build_catalog(
@@ -252,7 +252,7 @@ class IndexReport:
     extended: bool = False
     """Whether the rows added were projected by the model as it was, not refitted (`Catalog._extend`)."""
     views: int = 0
-    """Photos of rare classes also embedded as views (`LearnConfig.view_max_photos`)."""
+    """Sellers' photos of rare products also embedded as views (`LearnConfig.view_max_photos`)."""
 
 
 class Catalog:
@@ -427,8 +427,9 @@ class Catalog:
         are projected by its model instead (`_extend`), unless `refit`. `policy` defaults to the
         default one. Batches are read and embedded by `workers` threads side by side (`embed` must
         be safe to call so: `catalog_embedding`). With `ray`, photos are read and embedded on a Ray
-        cluster by `self.embedder` (`embed` unused). Photos of rare classes (`rare_classes`) are
-        also embedded as views by `views` (the Ray workers' embedder's `embed_views`), where given."""
+        cluster by `self.embedder` (`embed` unused). Sellers' photos of rare products (`rare_classes`,
+        `viewed_kind`) are also embedded as views by `views` (the Ray workers' embedder's
+        `embed_views`), where given."""
         from ipl_graph.policies import load_policy
         from ipl_tools.trust import row_problem
 
@@ -465,7 +466,7 @@ class Catalog:
         tuple[dict[str, Any], list[tuple[str, str]], dict[str, Any], bool]
     ]:
         """Per row with images: (row, [(image id, photo reference)] not yet indexed, its metadata,
-        whether its class is rare: `rare_classes`). Rows without images are reported and counted as
+        whether its product is rare: `rare_classes`). Rows without images are reported and counted as
         done; photos already in the index are counted."""
         image_ids = [f"{r['id']}#{i}" for r in rows for i in range(len(r["images"]))]
         have = self.existing(image_ids)
@@ -498,8 +499,8 @@ class Catalog:
     def _add_new(self, rows: list[dict[str, Any]], embed, policy: Policy, batch: int, progress, report,
                  workers: int = 1, views: Callable[[list[Photo]], np.ndarray] | None = None) -> None:
         """Photos of `rows` read, checked and embedded `batch` at a time, by `workers` threads side by
-        side (at most `workers` + 1 batches in flight), and written here, in the rows' order; those of
-        rare classes also embedded as views by `views`, where given."""
+        side (at most `workers` + 1 batches in flight), and written here, in the rows' order; sellers'
+        photos of rare products also embedded as views by `views`, where given."""
         def read_and_embed(items: list[PendingPhoto]) -> tuple[list[str], Any, list, list, list[str], Any]:
             kept: list[tuple[str, Photo, dict[str, Any], bool]] = []
             bad: list[str] = []

@@ -44,7 +44,7 @@ class RayConfig:
 
 class EmbedPhotos:
     """A Ray Data actor: resolves (reads, checks, decodes) and embeds a batch of photo references, and
-    the views of those of rare classes (`rare`) where its embedder makes views."""
+    the views of sellers' photos of rare products (`rare`, `viewed_kind`) where its embedder makes views."""
 
     def __init__(self, embedder: str, limits: Limits) -> None:
         from ipl_graph import plugins
