@@ -34,6 +34,16 @@ class Neighbour(BaseModel):
     spu: str | None = None
     price: float | None = None
     currency: str | None = None
+    text_match: float = Field(default=0.0, description="how well the text read on the seller's photos matches the"
+                              " listing's title and attributes (IDF-weighted trigram cosine, 0 to 1)")
+
+    @property
+    def evidence(self) -> float:
+        """What the hit weighs in the ranking and the votes: its photos' similarity moved towards 1 by
+        its text match (a full match counts as a perfect photo). A pack's own words pick its product
+        and category where the catalog has one or two photos to find it by; the searcher sorts by it
+        in place (`ChromaSearcher._products`)."""
+        return self.similarity + self.text_match * (1.0 - self.similarity)
 
 
 class CategoryGuess(BaseModel):

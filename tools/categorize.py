@@ -1,7 +1,8 @@
 """categorize: the leaf category by similarity-weighted vote of the catalog's nearest products.
 
-Each product hit votes for its category with weight sim**8, and the shares are corrected for how
-many catalog photos each category has (`votes.corrected`); where the index blends in a category
+Each product hit votes for its category with weight evidence**8 (its similarity, moved towards 1 by
+how well the text read on the pack matches its listing: `Neighbour.evidence`), and the shares are
+corrected for how many catalog photos each category has (`votes.corrected`); where the index blends in a category
 probe (`probe.py`, corrected alike: catalogs without spu groups), the vote's shares and the probe's
 probabilities are averaged. Two
 calibrations learned on held-out catalog photos (`catalog/fit.py`) judge it: whether the guess is
@@ -43,7 +44,7 @@ class KnnVote:
         """The request's `prior` ({category: probability} of the probe) is blended with the vote when
         given, at its `prior_weight` (the vote has the rest)."""
         neighbours, calibrate, min_confidence = request.neighbours, request.calibrate, request.min_confidence
-        votes = corrected(shares([(n.similarity, n.category) for n in neighbours], self.power), request.photos)
+        votes = corrected(shares([(n.evidence, n.category) for n in neighbours], self.power), request.photos)
         best, share = blend_category(votes, request.prior, request.prior_weight, request.photos)
         if best is None or not neighbours:
             return CategoryGuess(name=None, confidence=0.0)

@@ -140,6 +140,27 @@ def test_knn_vote_abstains_below_the_calibrated_confidence():
     assert vote_on(hits, 1.0, calibrate=lambda category, share, top: (1.0, 1.0)).name is None
 
 
+
+def test_the_text_read_on_the_pack_weighs_in_the_category_vote():
+    """A yoghurt pack that looks most like the one soy milk the catalog has, but reads 'Valio': the hit
+    its words name outweighs the closer-looking one, while its similarity stays the photos' own."""
+    soy = Neighbour(id="s", similarity=0.72, category="Soy-Milk")
+    yoghurt = Neighbour(id="y", similarity=0.70, category="Yoghurt")
+    calibrate = {"calibrate": lambda category, share, top: (share, share)}
+    assert vote_on([soy, yoghurt], 0.0, **calibrate).name == "Soy-Milk"
+    read = yoghurt.model_copy(update={"text_match": 0.5})
+    assert read.similarity == 0.70 and read.evidence == pytest.approx(0.85)
+    assert vote_on([soy, read], 0.0, **calibrate).name == "Yoghurt"
+
+
+@settings(max_examples=200, deadline=None)
+@given(similarity=st.floats(-1, 1), match=st.floats(0, 1), more=st.floats(0, 1))
+def test_a_text_match_only_ever_moves_a_hit_towards_a_perfect_one(similarity, match, more):
+    hit = Neighbour(id="a", similarity=similarity, text_match=match)
+    assert similarity <= hit.evidence <= 1.0 + 1e-9
+    assert Neighbour(id="a", similarity=similarity).evidence == similarity  # nothing read: the photos alone
+    assert Neighbour(id="a", similarity=similarity, text_match=min(1.0, match + more)).evidence >= hit.evidence - 1e-12
+
 def records_of(x, y, attrs=None):
     metas = [{"listing_id": f"l{i}", "spu": f"p{c}", "category": f"c{c % 3}",
               "attributes": json.dumps(attrs[i] if attrs else {})} for i, c in enumerate(y)]

@@ -5,10 +5,10 @@ all photos of the listing (per catalog product, the `spu` group or else the list
 the seller's photos of its best-matching photo), one hit per product, so that the top hits are
 different candidates.
 Text the OCR read off the packaging is matched against the catalog listings' titles and brands; the
-match moves a hit up the order (its ranking score towards 1 in proportion to the match), while the
-similarity it reports stays the photos' own. Look-alikes (for attributes) are the
-nearest listings in the raw embedding, which keeps colour, gender and style that the learned
-projection may drop.
+match (`Neighbour.text_match`) moves a hit up the order and weighs in the votes (`Neighbour.evidence`),
+while the similarity it reports, which the identity gate reads, stays the photos' own. Look-alikes
+(for attributes) are the nearest listings in the raw embedding, which keeps colour, gender and style
+that the learned projection may drop.
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ from ipl_tools.catalog.index import Catalog, neighbour
 from ipl_tools.catalog.model import IndexModel
 from ipl_tools.catalog.text import listing_text, text_match, trigrams
 
-TEXT_WEIGHT = 0.6
-"""How far a full OCR text match moves a hit's score towards 1."""
 CANDIDATES = 200
 """Catalog photos fetched per query photo before grouping, at least."""
 
@@ -92,14 +90,13 @@ class ChromaSearcher:
         return self._cache[key]
 
     def _products(self, ranked: list[tuple[float, dict[str, Any]]], k: int, text: set[str]) -> list[Neighbour]:
-        """Products ordered by image similarity with the OCR text match folded in; each keeps its image
-        similarity, so the gate still asks the photos whether the top hit is the product."""
-        scored = []
-        for sim, meta in ranked:
-            match = text_match(text, trigrams(listing_text(meta)), self.model.idf) if text else 0.0
-            scored.append((sim + TEXT_WEIGHT * match * (1.0 - sim), sim, meta))
-        scored.sort(key=lambda fsm: fsm[0], reverse=True)
-        return [neighbour(m["listing_id"], s, m) for _, s, m in scored[:k]]
+        """Products ordered by image similarity with the OCR text match folded in (`Neighbour.evidence`);
+        each keeps its image similarity, so the gate still asks the photos whether the top hit is the
+        product."""
+        matched = [(round(text_match(text, trigrams(listing_text(m)), self.model.idf), 4) if text else 0.0, s, m)
+                   for s, m in ranked]
+        matched.sort(key=lambda msm: msm[1] + msm[0] * (1.0 - msm[1]), reverse=True)  # Neighbour.evidence
+        return [neighbour(m["listing_id"], s, m).model_copy(update={"text_match": t}) for t, s, m in matched[:k]]
 
     def _remember(self, key: tuple, value: Any) -> None:
         self._cache[key] = value
