@@ -43,7 +43,12 @@ class Neighbour(BaseModel):
         its text match (a full match counts as a perfect photo). A pack's own words pick its product
         and category where the catalog has one or two photos to find it by; the searcher sorts by it
         in place (`ChromaSearcher._products`)."""
-        return self.similarity + self.text_match * (1.0 - self.similarity)
+        return with_text(self.similarity, self.text_match)
+
+
+def with_text(similarity: float, text_match: float) -> float:
+    """`Neighbour.evidence` of a hit of this similarity and text match."""
+    return similarity + text_match * (1.0 - similarity)
 
 
 class CategoryGuess(BaseModel):

@@ -2,9 +2,9 @@
 
 Each product hit votes for its category with weight evidence**8 (its similarity, moved towards 1 by
 how well the text read on the pack matches its listing: `Neighbour.evidence`), and the shares are
-corrected for how many catalog photos each category has (`votes.corrected`); where the index blends in a category
-probe (`probe.py`, corrected alike: catalogs without spu groups), the vote's shares and the probe's
-probabilities are averaged. Two
+corrected for how many catalog photos each category has (`votes.corrected`); where the index blends
+in a category probe (`probe.py`, corrected alike: catalogs without spu groups), the vote's shares and
+the probe's probabilities are averaged. Two
 calibrations learned on held-out catalog photos (`catalog/fit.py`) judge it: whether the guess is
 worth offering where the catalog has the seller's category (below the policy's
 `category_min_confidence` the graph abstains), and the confidence the listing states, which weighs

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from ipl_graph import plugins
-from ipl_graph.schemas import Neighbour, Photo
+from ipl_graph.schemas import Neighbour, Photo, with_text
 from ipl_tools.catalog.index import Catalog, neighbour
 from ipl_tools.catalog.model import IndexModel
 from ipl_tools.catalog.text import listing_text, text_match, trigrams
@@ -95,7 +95,7 @@ class ChromaSearcher:
         product."""
         matched = [(round(text_match(text, trigrams(listing_text(m)), self.model.idf), 4) if text else 0.0, s, m)
                    for s, m in ranked]
-        matched.sort(key=lambda msm: msm[1] + msm[0] * (1.0 - msm[1]), reverse=True)  # Neighbour.evidence
+        matched.sort(key=lambda msm: with_text(msm[1], msm[0]), reverse=True)
         return [neighbour(m["listing_id"], s, m).model_copy(update={"text_match": t}) for t, s, m in matched[:k]]
 
     def _remember(self, key: tuple, value: Any) -> None:
