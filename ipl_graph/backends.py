@@ -64,6 +64,11 @@ class CatalogModel(Protocol):
 
     def attribute_confidence(self, name: str, agreement: float, source: str = "similar") -> float: ...
 
+    def states(self, category: str | None, name: str, value: str) -> bool:
+        """Whether the catalog's rows of `category` ever state this value of the attribute (True for a
+        category it has no rows of): a voted value they never state is not stated either."""
+        ...
+
 
 class Searcher(Protocol):
     """The catalog, as the nodes ask it: product hits, look-alikes, and what the catalog's learned
@@ -146,6 +151,8 @@ class ExtractionRequest:
     """Per attribute, the confidence it needs at least (`thresholds.strict_attributes`)."""
     probes: dict[str, dict[str, float]] = field(default_factory=dict)
     """Per attribute, the catalog probe's {value: probability}."""
+    category: str | None = None
+    """The listing's category: a value the votes give that the catalog never states for it is left out."""
     category_confidence: float = 1.0
     """The listing's stated category confidence. Below `min_category_confidence` the catalog's votes
     name no strict attribute: a photo the index cannot place (a T-shirt before a grocery catalog, whose

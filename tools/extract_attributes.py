@@ -102,10 +102,13 @@ class EvidenceExtractor:
 
     def from_votes(self, sources: dict[str, list[Neighbour]], names: list[str], model: CatalogModel,
                    min_confidence: float, probes: dict[str, dict[str, float]] | None = None,
-                   strict: dict[str, float] | None = None) -> dict[str, AttributeValue]:
+                   strict: dict[str, float] | None = None, category: str | None = None) -> dict[str, AttributeValue]:
         """Per attribute, the value the look-alikes ('similar') or the product hits ('products') vote
         for, or the probe's most probable value ({name: {value: probability}} in `probes`),
-        whichever the index's calibration trusts most, if it trusts it enough."""
+        whichever the index's calibration trusts most, if it trusts it enough. A value the catalog's
+        rows of the listing's `category` never state is no candidate (`CatalogModel.states`): in a
+        long-tailed catalog the votes and the probe lean to the head brand, and put a milk brand on an
+        oat yoghurt or a juice brand on a yoghurt the catalog only knows by other brands."""
         found = {}
         probes = probes or {}
         for name in names:
@@ -113,12 +116,12 @@ class EvidenceExtractor:
             for source, hits in sources.items():
                 value, agreement, _ = vote([(n.similarity, n.attributes.get(name)) for n in hits])
                 confidence = model.attribute_confidence(name, agreement, source)
-                if value is not None and (best is None or confidence > best[0]):
+                if value is not None and model.states(category, name, value) and (best is None or confidence > best[0]):
                     best = (confidence, value, source)
             if probes.get(name):
                 value, p = max(probes[name].items(), key=lambda kv: kv[1])
                 confidence = model.attribute_confidence(name, p, "probe")
-                if best is None or confidence > best[0]:
+                if model.states(category, name, value) and (best is None or confidence > best[0]):
                     best = (confidence, value, "probe")
             if best is None or best[0] < max(min_confidence, (strict or {}).get(name, 0.0)):
                 continue
@@ -145,8 +148,8 @@ class EvidenceExtractor:
         model = r.model
         if "Colour" in r.wanted and "Colour" not in found:
             colour = self.colour_from_photo(r.photos, r.histogram, model, r.min_confidence, r.min_colour_share)
-            probed = (self.from_votes({}, ["Colour"], model, r.min_confidence, r.probes, r.strict).get("Colour")
-                      if model else None)
+            probed = (self.from_votes({}, ["Colour"], model, r.min_confidence, r.probes, r.strict, r.category)
+                      .get("Colour") if model else None)
             if probed is not None and (colour is None or probed.confidence > colour.confidence):
                 colour = probed
             if colour is not None:
@@ -155,7 +158,7 @@ class EvidenceExtractor:
             placed = r.category_confidence >= r.min_category_confidence
             rest = [n for n in r.wanted if n not in found and n != "Colour" and (placed or n not in r.strict)]
             sources = {"similar": r.lookalikes, "products": r.neighbours[: LEARN.vote_k]}
-            found |= self.from_votes(sources, rest, model, r.min_confidence, r.probes, r.strict)
+            found |= self.from_votes(sources, rest, model, r.min_confidence, r.probes, r.strict, r.category)
         return found
 
 
@@ -174,7 +177,7 @@ def extract_attributes(state: State, runtime: Runtime[Context]) -> dict[str, Any
         min_agreement=policy.thresholds.reference_min_agreement, min_colour_share=policy.thresholds.colour_min_share,
         strict=policy.thresholds.strict_attributes,
         probes={name: searcher.distribution(name, photos) for name in wanted},
-        category_confidence=state.category_confidence if state.category else 0.0,
+        category=state.category, category_confidence=state.category_confidence if state.category else 0.0,
         min_category_confidence=policy.thresholds.category_min_confidence,
     ))
     return {

@@ -49,6 +49,7 @@ def test_a_few_rows_are_projected_by_the_model_as_it_is(fitted):
     before = fitted.model()
     fitted_count = before.report["fitted_count"]
     new = relisted(rows, 6)
+    new[0]["attributes"] = {**(new[0].get("attributes") or {}), "Brand": "Nyttbrand"}
     photos = sum(len(r["images"]) for r in new)
     assert photos <= LEARN.refit_growth * fitted_count
     _, report = build_catalog(fitted, new)
@@ -60,6 +61,7 @@ def test_a_few_rows_are_projected_by_the_model_as_it_is(fitted):
     category = new[0]["category"]
     added = sum(len(r["images"]) for r in new if r["category"] == category)
     assert model.category_photos[category] == before.category_photos[category] + added  # the vote's counts
+    assert model.states(category, "Brand", "Nyttbrand") and not before.states(category, "Brand", "Nyttbrand")
     vectors = plugins.embedder("efficientnet-lite0").embed([resolve(new[0]["images"][0], load_policy().limits)])
     hits = fitted.nearest(vectors, 5, learned=True)[0]
     assert new[0]["id"] in {meta["listing_id"] for _, meta in hits}  # found among the learned photos

@@ -133,3 +133,20 @@ def test_a_photo_the_index_cannot_place_gets_no_brand_from_the_catalog(ctx, tmp_
     unsure = apply(placed, {"category_confidence": 0.01})
     unsure = apply(unsure, extract_attributes(unsure, runtime(no_references)))
     assert "Brand" not in unsure.attributes, unsure.evidence
+
+
+def test_a_voted_brand_the_catalog_never_states_for_the_category_is_left_out(ctx, tmp_path):
+    """The sample catalog's oat milks are all Oatly's: an Arla milk carton voted Arla by its hits keeps
+    the brand as a milk and loses it as an oat milk (the long tail's votes lean to the head brand),
+    while a category the catalog has no rows of checks nothing."""
+    no_references = Context(index_dir=ctx.index_dir, policy=write_policy(tmp_path, thresholds={"spu_gate": 1.0}))
+    placed = run_until(gate_matches, str(QUERIES / "Arla-Standard-Milk_001.jpg"), no_references)
+    assert placed.category == "Milk"
+    milk = apply(placed, extract_attributes(placed, runtime(no_references)))
+    assert milk.attributes.get("Brand") == "Arla" and milk.evidence["Brand"].startswith("products:")
+    oat = apply(placed, {"category": "Oat-Milk"})
+    oat = apply(oat, extract_attributes(oat, runtime(no_references)))
+    assert oat.attributes.get("Brand") != "Arla", oat.evidence
+    unknown = apply(placed, {"category": "Kombucha"})
+    unknown = apply(unknown, extract_attributes(unknown, runtime(no_references)))
+    assert unknown.attributes.get("Brand") == "Arla"

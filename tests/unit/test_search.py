@@ -17,7 +17,7 @@ from ipl_tools.catalog.model import IndexModel
 from ipl_tools.catalog.probe import blend, blend_category, fit_probe
 from ipl_tools.catalog.projection import fit_lda, project
 from ipl_tools.catalog.searcher import aggregate, product_of
-from ipl_tools.catalog.text import clashes, text_match, trigrams, vocabulary, words
+from ipl_tools.catalog.text import clashes, stated_values, text_match, trigrams, vocabulary, words
 from ipl_tools.catalog.votes import vote
 from ipl_tools.categorize import KnnVote
 from ipl_tools.gate_matches import trusted_of
@@ -231,3 +231,21 @@ def test_blend_averages_distributions():
             Neighbour(id="b", similarity=0.89, category="Sweaters")]
     guess = vote_on(hits, 0.5, calibrate=lambda category, share, top: (share, share), prior={"Sweaters": 1.0})
     assert guess.name == "Sweaters" and guess.path == ["Sweaters"]
+
+
+def test_the_catalog_keeps_which_values_each_category_states(tmp_path):
+    rows = [{"category": "Oat-Milk", "attributes": json.dumps({"Brand": "Oatly"})},
+            {"category": "Milk", "attributes": {"Brand": "Arla", "Colour": ""}},
+            {"category": "Milk", "attributes": {"Brand": "Garant"}}, {"category": "Banana"},
+            {"attributes": {"Brand": "X"}}]
+    table = stated_values(rows)
+    assert table == {"Oat-Milk": {"Brand": ["oatly"]}, "Milk": {"Brand": ["arla", "garant"]}, "Banana": {}}
+    grown = stated_values([{"category": "Oat-Milk", "attributes": {"Brand": "Önos"}}], into=table)
+    assert grown["Oat-Milk"] == {"Brand": ["oatly", "onos"]} and table["Oat-Milk"] == {"Brand": ["oatly"]}
+    model = IndexModel(count=1, label_kind="spu", mean=np.zeros(2), matrix=None, stated=grown)
+    assert model.states("Oat-Milk", "Brand", "OATLY") and not model.states("Oat-Milk", "Brand", "Arla")
+    assert not model.states("Banana", "Brand", "Arla")  # a category whose rows state no brand
+    assert model.states("Kombucha", "Brand", "Arla") and model.states(None, "Brand", "Arla")  # none known: no check
+    assert IndexModel(count=1, label_kind="spu", mean=np.zeros(2), matrix=None).states("Milk", "Brand", "Arla")
+    model.save(tmp_path)
+    assert IndexModel.load(tmp_path).stated == grown

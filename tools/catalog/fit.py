@@ -33,7 +33,7 @@ from ipl_tools.catalog.health import band
 from ipl_tools.catalog.model import SELLER_PHOTOS, STUDIO, IndexModel
 from ipl_tools.catalog.probe import Probe, blend_category, category_probe_weight, fit_probes
 from ipl_tools.catalog.projection import fit_lda, project
-from ipl_tools.catalog.text import attributes_of, idf, same, vocabulary
+from ipl_tools.catalog.text import attributes_of, idf, same, stated_values, vocabulary
 from ipl_tools.catalog.votes import HIDDEN, best_per_group, corrected, near_duplicates, shares, top, vote
 
 
@@ -109,6 +109,7 @@ def fit(records: Records, seed: int = 0) -> IndexModel:
     model.colours, model.colour_names = _colour_table(records)
     model.idf = idf(records.metas)
     model.words = vocabulary(records.metas)
+    model.stated = stated_values(records.metas)
     model.report = report | {"fit_s": round(time.perf_counter() - started, 1)}
     return model
 

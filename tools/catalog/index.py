@@ -48,7 +48,7 @@ from ipl_tools.catalog.config import LEARN
 from ipl_tools.catalog.fit import Records, as_records, photos_per, revouched
 from ipl_tools.catalog.fit import fit as learn_fit
 from ipl_tools.catalog.model import MODEL_FILE, PHOTO_KINDS, SELLER, SELLER_PHOTOS, STUDIO, IndexModel
-from ipl_tools.catalog.text import attributes_of
+from ipl_tools.catalog.text import attributes_of, stated_values
 from ipl_tools.photos import looks_studio, resolve
 
 if TYPE_CHECKING:
@@ -653,6 +653,7 @@ class Catalog:
         model.count = count
         records = as_records(rows["ids"], vectors, metas)
         revouched(model.report, records)  # before the counts below: which classes are new
+        model.stated = stated_values(metas, into=model.stated)
         per = model.report.setdefault("photos_per", {})
         for kind, added in photos_per(records).items():
             counts = per.setdefault(kind, {})

@@ -14,6 +14,7 @@ import numpy as np
 from ipl_tools.catalog.calibration import gate_features, logistic
 from ipl_tools.catalog.probe import Probe, category_probe_weight
 from ipl_tools.catalog.projection import project
+from ipl_tools.catalog.text import fold
 
 MODEL_FILE = "ipl-model.npz"
 MODEL_FORMAT = 5
@@ -61,6 +62,8 @@ class IndexModel:
     idf: dict[str, float] = field(default_factory=dict)
     words: dict[str, int] = field(default_factory=dict)
     """{word: catalog products whose title, attributes or category name it} (`text.vocabulary`)."""
+    stated: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    """{category: {attribute: the values its catalog rows state, folded}} (`text.stated_values`)."""
     probes: dict[str, Probe] = field(default_factory=dict)
     """Per label ('category' or an attribute name), its linear probe on raw photo vectors."""
     report: dict[str, Any] = field(default_factory=dict)
@@ -74,7 +77,8 @@ class IndexModel:
             "count": self.count, "label_kind": self.label_kind, "gate": self.gate, "category": self.category,
             "category_stated": self.category_stated, "category_typical": self.category_typical,
             "attributes": self.attributes, "colour_names": self.colour_names, "idf": self.idf,
-            "words": self.words, "report": self.report, "probes": {name: p.classes for name, p in self.probes.items()},
+            "words": self.words, "stated": self.stated, "report": self.report,
+            "probes": {name: p.classes for name, p in self.probes.items()},
             "format": MODEL_FORMAT, "collection": self.collection,
         }
         arrays: dict[str, Any] = {"mean": self.mean, "meta": np.array(json.dumps(meta))}
@@ -107,6 +111,7 @@ class IndexModel:
                 category_stated=meta["category_stated"], category_typical=meta["category_typical"],
                 attributes=meta["attributes"], colours=z.get("colours"),
                 colour_names=meta["colour_names"], idf=meta["idf"], words=meta.get("words", {}),
+                stated=meta.get("stated", {}),
                 report=meta.get("report", {}),
                 probes={name: Probe(classes, z[f"probe:{name}"]) for name, classes in meta.get("probes", {}).items()},
                 collection=meta.get("collection", "learned"),
@@ -186,3 +191,9 @@ class IndexModel:
         the product hits ('products'), or a probe's probability ('probe')."""
         coef = self.attributes.get(f"{source}:{name}") or self.attributes.get(f"{source}:*")
         return logistic(coef, agreement) if coef else 0.0
+
+    def states(self, category: str | None, name: str, value: str) -> bool:
+        """Whether the catalog's rows of `category` ever state this value of the attribute; True for a
+        category it has no rows of (or a model fitted before it kept them)."""
+        known = self.stated.get(category or "")
+        return known is None or fold(str(value)) in known.get(name, [])

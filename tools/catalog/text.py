@@ -86,6 +86,22 @@ def clashes(read: Iterable[str], names: str, vocabulary: dict[str, int]) -> set[
     return {w for w in words(" ".join(read)) if w in vocabulary} - words(names)
 
 
+def stated_values(metas: Iterable[dict[str, Any]],
+                  into: dict[str, dict[str, list[str]]] | None = None) -> dict[str, dict[str, list[str]]]:
+    """{category: {attribute: the values its catalog rows state, folded}}, added to `into` where
+    given: what a voted value is checked against (`IndexModel.states`)."""
+    table = {c: {a: set(vs) for a, vs in attrs.items()} for c, attrs in (into or {}).items()}
+    for m in metas:
+        category = m.get("category")
+        if not category:
+            continue
+        stated = table.setdefault(str(category), {})
+        for name, value in attributes_of(m).items():
+            if value not in (None, ""):
+                stated.setdefault(name, set()).add(fold(str(value)))
+    return {c: {a: sorted(vs) for a, vs in attrs.items()} for c, attrs in table.items()}
+
+
 def idf(metas: Iterable[dict[str, Any]]) -> dict[str, float]:
     """IDF of title trigrams over the catalog's listings."""
     docs: dict[str, set[str]] = {}
