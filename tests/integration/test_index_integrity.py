@@ -248,3 +248,17 @@ def test_a_reader_during_refits_sees_a_whole_model(index):
     seen.add(id(reader.model()))
     assert len(seen) >= 2, seen  # it read across at least one swap
     assert segment_folders(index) <= live_segments(index)
+
+
+def test_every_collection_searches_wide_enough_to_find_a_lone_photo(sample_index):
+    """A product known by one photo lies apart in the learned space, where HNSW's greedy search passed it
+    by at Chroma's default breadth (`EF_SEARCH`); the photos, learned and views collections are all made
+    with the wider one."""
+    from ipl_tools.catalog.index import EF_SEARCH, Catalog
+
+    catalog = Catalog(sample_index)
+    with catalog._reading():
+        names = [c.name for c in catalog.client.list_collections()]
+        found = {name: catalog._existing(name).configuration["hnsw"]["ef_search"] for name in names}
+    assert catalog.model().collection in found and len(found) >= 3
+    assert set(found.values()) == {EF_SEARCH} and EF_SEARCH > 100
