@@ -940,7 +940,7 @@ def view_class(row: dict[str, Any]) -> tuple[str, str] | None:
     return ("product", str(row["spu"])) if row.get("spu") else None
 
 
-def neighbour(lid: str, sim: float, meta: dict[str, Any]) -> Neighbour:
+def neighbour(lid: str, sim: float, meta: dict[str, Any], text_match: float = 0.0) -> Neighbour:
     return Neighbour(
         id=lid,
         similarity=round(sim, 4),
@@ -952,4 +952,5 @@ def neighbour(lid: str, sim: float, meta: dict[str, Any]) -> Neighbour:
         spu=meta.get("spu") or None,
         price=meta.get("price"),
         currency=meta.get("currency") or None,
+        text_match=text_match,
     )

@@ -96,7 +96,7 @@ class ChromaSearcher:
         matched = [(round(text_match(text, trigrams(listing_text(m)), self.model.idf), 4) if text else 0.0, s, m)
                    for s, m in ranked]
         matched.sort(key=lambda msm: with_text(msm[1], msm[0]), reverse=True)
-        return [neighbour(m["listing_id"], s, m).model_copy(update={"text_match": t}) for t, s, m in matched[:k]]
+        return [neighbour(m["listing_id"], s, m, t) for t, s, m in matched[:k]]
 
     def _remember(self, key: tuple, value: Any) -> None:
         self._cache[key] = value
