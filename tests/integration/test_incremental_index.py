@@ -16,6 +16,7 @@ from ipl_graph import plugins
 from ipl_graph.policies import load_policy
 from ipl_tools.catalog.config import LEARN
 from ipl_tools.catalog.index import Catalog, IndexReport, build_catalog, read_listings, spans
+from ipl_tools.catalog.text import listing_text, text_match, trigrams
 from ipl_tools.photos import resolve
 
 pytestmark = pytest.mark.slow
@@ -49,7 +50,7 @@ def test_a_few_rows_are_projected_by_the_model_as_it_is(fitted):
     before = fitted.model()
     fitted_count = before.report["fitted_count"]
     new = relisted(rows, 6)
-    new[0]["attributes"] = {**(new[0].get("attributes") or {}), "Brand": "Nyttbrand"}
+    new[0]["attributes"] = {**(new[0].get("attributes") or {}), "Brand": "Zyqxo"}
     photos = sum(len(r["images"]) for r in new)
     assert photos <= LEARN.refit_growth * fitted_count
     _, report = build_catalog(fitted, new)
@@ -61,7 +62,12 @@ def test_a_few_rows_are_projected_by_the_model_as_it_is(fitted):
     category = new[0]["category"]
     added = sum(len(r["images"]) for r in new if r["category"] == category)
     assert model.category_photos[category] == before.category_photos[category] + added  # the vote's counts
-    assert model.states(category, "Brand", "Nyttbrand") and not before.states(category, "Brand", "Nyttbrand")
+    assert model.states(category, "Brand", "Zyqxo") and not before.states(category, "Brand", "Zyqxo")
+    # the new row's text is counted in: OCR reading its new brand (no trigram the catalog had) matches it
+    read, title = trigrams("ZYQXO"), trigrams(listing_text(new[0]))
+    assert text_match(read, title, model.idf) > 0 == text_match(read, title, before.idf)
+    assert "zyqxo" in model.words and "zyqxo" not in before.words
+    assert model.documents == before.documents + len(new)
     vectors = plugins.embedder("efficientnet-lite0").embed([resolve(new[0]["images"][0], load_policy().limits)])
     hits = fitted.nearest(vectors, 5, learned=True)[0]
     assert new[0]["id"] in {meta["listing_id"] for _, meta in hits}  # found among the learned photos

@@ -12,12 +12,22 @@ from hypothesis import strategies as st
 from ipl_graph.backends import CategoryRequest
 from ipl_graph.schemas import CategoryGuess, Neighbour
 from ipl_tools.catalog.calibration import fit_logistic, logistic
-from ipl_tools.catalog.fit import Records, fit, label_kind
+from ipl_tools.catalog.fit import Records, count_text, fit, label_kind
 from ipl_tools.catalog.model import IndexModel
 from ipl_tools.catalog.probe import blend, blend_category, fit_probe
 from ipl_tools.catalog.projection import fit_lda, project
 from ipl_tools.catalog.searcher import aggregate, product_of
-from ipl_tools.catalog.text import clashes, stated_values, text_match, trigrams, vocabulary, words
+from ipl_tools.catalog.text import (
+    clashes,
+    document_frequency,
+    idf,
+    listing_text,
+    stated_values,
+    text_match,
+    trigrams,
+    vocabulary,
+    words,
+)
 from ipl_tools.catalog.votes import vote
 from ipl_tools.categorize import KnnVote
 from ipl_tools.gate_matches import trusted_of
@@ -72,6 +82,28 @@ def test_ocr_text_matches_titles_through_accents_and_case():
     arla = text_match(trigrams("BRAVO 88R"), trigrams("Arla Standard Milk Arla"), idf)
     assert bravo > 0.4 and arla == 0.0
     assert trigrams("MJOLK") <= trigrams("mjölk") and trigrams("12 %") == set()
+
+
+ROWS = [{"listing_id": "1", "spu": "a", "title": "Bravo Apple Juice", "category": "Juice",
+         "attributes": {"Brand": "Bravo"}},
+        {"listing_id": "2", "spu": "b", "title": "Arla Standard Milk", "category": "Milk",
+         "attributes": {"Brand": "Arla"}},
+        {"listing_id": "3", "spu": "c", "title": "Oatly Oat Milk", "category": "Oat-Milk",
+         "attributes": {"Brand": "Oatly"}}]
+
+
+def test_the_text_tables_grown_row_by_row_are_those_counted_at_once():
+    """What a fit on a sample counts page by page (`Catalog._refit`), or rows added without a refit
+    (`Catalog._extend`), gives the tables of the whole catalog counted at once."""
+    model = IndexModel(count=3, label_kind="spu", mean=np.zeros(2), matrix=None)
+    for row in ROWS:
+        count_text(model, [row])
+    df, documents = document_frequency(ROWS)
+    assert (model.trigram_df, model.documents) == (df, documents) == (df, 3)
+    assert model.idf == idf(df, documents) and model.words == vocabulary(ROWS) and model.stated == stated_values(ROWS)
+    assert model.idf[" oa"] > model.idf["lk "]  # one listing says 'oat', two say 'milk'
+    assert text_match(trigrams("OATLY"), trigrams(listing_text(ROWS[2])), model.idf) > 0.3
+    assert IndexModel(count=2, label_kind="spu", mean=np.zeros(2), matrix=None).idf == {}
 
 
 def meta(listing, spu=None, **more):

@@ -33,7 +33,7 @@ from ipl_tools.catalog.health import band
 from ipl_tools.catalog.model import SELLER_PHOTOS, STUDIO, IndexModel
 from ipl_tools.catalog.probe import Probe, blend_category, category_probe_weight, fit_probes
 from ipl_tools.catalog.projection import fit_lda, project
-from ipl_tools.catalog.text import attributes_of, idf, same, stated_values, vocabulary
+from ipl_tools.catalog.text import attributes_of, document_frequency, idf, same, stated_values, vocabulary
 from ipl_tools.catalog.votes import HIDDEN, best_per_group, corrected, near_duplicates, shares, top, vote
 
 
@@ -107,11 +107,24 @@ def fit(records: Records, seed: int = 0) -> IndexModel:
         _fit_category(model, held, report)
     model.attributes, report["held_out_attributes"] = _fit_attributes(held["attr"] | _lookalike_samples(records, rng))
     model.colours, model.colour_names = _colour_table(records)
-    model.idf = idf(records.metas)
-    model.words = vocabulary(records.metas)
-    model.stated = stated_values(records.metas)
+    count_text(model, records.metas)
     model.report = report | {"fit_s": round(time.perf_counter() - started, 1)}
     return model
+
+
+def count_text(model: IndexModel, metas: list[dict[str, Any]]) -> None:
+    """Count catalog rows' text into the model's tables: the title trigrams' IDF that OCR text is
+    matched with (`text.idf`), the vocabulary the gate checks OCR text against (`text.vocabulary`) and
+    the values each category states (`text.stated_values`). These describe every catalog row, not
+    what the projection and calibrations were fitted on: a fit on a sample counts the rest page by
+    page (`Catalog._refit`), and rows added without a refit are counted in (`Catalog._extend`). Without
+    them, a product outside the sample or added since had no IDF for its title (its text matched
+    nothing), no words for the gate, and its stated values were no candidates."""
+    model.trigram_df, documents = document_frequency(metas, into=model.trigram_df)
+    model.documents += documents
+    model.idf = idf(model.trigram_df, model.documents)
+    model.words = vocabulary(metas, into=model.words)
+    model.stated = stated_values(metas, into=model.stated)
 
 
 def with_views(records: Records, rows: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

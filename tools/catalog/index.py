@@ -45,10 +45,10 @@ from ipl_graph.schemas import Neighbour, Photo
 from ipl_graph.taming import chromadb_imports
 from ipl_tools.catalog.chroma_server import ServerIndex, ServerModelStore, connect, is_url
 from ipl_tools.catalog.config import LEARN
-from ipl_tools.catalog.fit import Records, as_records, photos_per, revouched
+from ipl_tools.catalog.fit import Records, as_records, count_text, photos_per, revouched
 from ipl_tools.catalog.fit import fit as learn_fit
 from ipl_tools.catalog.model import MODEL_FILE, PHOTO_KINDS, SELLER, SELLER_PHOTOS, STUDIO, IndexModel
-from ipl_tools.catalog.text import attributes_of, stated_values
+from ipl_tools.catalog.text import attributes_of
 from ipl_tools.photos import looks_studio, resolve
 
 if TYPE_CHECKING:
@@ -659,7 +659,7 @@ class Catalog:
         model.count = count
         records = as_records(rows["ids"], vectors, metas)
         revouched(model.report, records)  # before the counts below: which classes are new
-        model.stated = stated_values(metas, into=model.stated)
+        count_text(model, metas)
         per = model.report.setdefault("photos_per", {})
         for kind, added in photos_per(records).items():
             counts = per.setdefault(kind, {})
@@ -774,10 +774,15 @@ class Catalog:
         with self._reading():
             learned = self._collection(model.collection)
             step = self.client.get_max_batch_size()
-        pages = [(records.ids, records.vectors, records.metas)] if len(records.ids) == count else self.pages(step)
+        sampled = len(records.ids) < count
+        pages = self.pages(step) if sampled else [(records.ids, records.vectors, records.metas)]
         del records
+        if sampled:  # the text tables describe every row, not the sample (`fit.count_text`)
+            model.trigram_df, model.documents, model.words, model.stated = {}, 0, {}, {}
         for ids, vectors, metas in pages:
             self._project_into(learned, model, ids, vectors, metas, step)
+            if sampled:
+                count_text(model, metas)
         self._save(model)  # the swap: from here on readers go to the new collection
         with self._reading():
             for name in before:

@@ -17,11 +17,12 @@ from ipl_tools.catalog.projection import project
 from ipl_tools.catalog.text import fold
 
 MODEL_FILE = "ipl-model.npz"
-MODEL_FORMAT = 5
+MODEL_FORMAT = 6
 """Bumped when what a saved model means changes (2: the category blend's weights depend on the label kind;
 3: the category probe's prior correction and the stated category confidence; 4: no probe in the
 category blend of a catalog with spu groups, and the classes it cannot vouch for; 5: the probe's
-weight per category scaled by its catalog photos); a model
+weight per category scaled by its catalog photos; 6: the text tables count every catalog row, and
+keep the trigrams' document frequency to count added rows in); a model
 saved in another format is refitted on load, from the catalog in the index."""
 
 
@@ -60,6 +61,11 @@ class IndexModel:
     """Colour histograms (M, 192) of catalog photos that state a Colour, and their names."""
     colour_names: list[str] = field(default_factory=list)
     idf: dict[str, float] = field(default_factory=dict)
+    """{title trigram: its IDF over the catalog's listings} (`text.idf`), for matching OCR text."""
+    trigram_df: dict[str, int] = field(default_factory=dict)
+    """{title trigram: catalog listings whose text has it} and the listings counted (`documents`): what
+    the IDF is computed from, kept so that rows added without a refit are counted in (`fit.count_text`)."""
+    documents: int = 0
     words: dict[str, int] = field(default_factory=dict)
     """{word: catalog products whose title, attributes or category name it} (`text.vocabulary`)."""
     stated: dict[str, dict[str, list[str]]] = field(default_factory=dict)
@@ -77,7 +83,8 @@ class IndexModel:
             "count": self.count, "label_kind": self.label_kind, "gate": self.gate, "category": self.category,
             "category_stated": self.category_stated, "category_typical": self.category_typical,
             "attributes": self.attributes, "colour_names": self.colour_names, "idf": self.idf,
-            "words": self.words, "stated": self.stated, "report": self.report,
+            "trigram_df": self.trigram_df, "documents": self.documents, "words": self.words, "stated": self.stated,
+            "report": self.report,
             "probes": {name: p.classes for name, p in self.probes.items()},
             "format": MODEL_FORMAT, "collection": self.collection,
         }
@@ -110,7 +117,8 @@ class IndexModel:
                 matrix=z.get("matrix"), gate=meta["gate"], category=meta["category"],
                 category_stated=meta["category_stated"], category_typical=meta["category_typical"],
                 attributes=meta["attributes"], colours=z.get("colours"),
-                colour_names=meta["colour_names"], idf=meta["idf"], words=meta.get("words", {}),
+                colour_names=meta["colour_names"], idf=meta["idf"], trigram_df=meta.get("trigram_df", {}),
+                documents=meta.get("documents", 0), words=meta.get("words", {}),
                 stated=meta.get("stated", {}),
                 report=meta.get("report", {}),
                 probes={name: Probe(classes, z[f"probe:{name}"]) for name, classes in meta.get("probes", {}).items()},
