@@ -1,7 +1,7 @@
 """`ipl index --ray` (issue #14): photos read and embedded with Ray Data on a local Ray cluster of one
 CPU give the index the single-process path gives: the same ids, metadata and vectors, the same
 quarantine, the same learned model, and so the same listing. And past `fit_sample` photos the model
-is fitted on a seeded sample while every photo is still projected and its text counted."""
+is fitted on a seeded sample while every photo is still projected, counted and its text read."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import contextlib
 import io
 import json
 import shutil
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -18,8 +19,9 @@ from ipl_graph.context import Context
 from ipl_graph.face.cli import main
 from ipl_graph.graph import graph
 from ipl_graph.state import InputState
+from ipl_tools.catalog.fit import label_kind
 from ipl_tools.catalog.index import Catalog, read_listings
-from ipl_tools.catalog.text import document_frequency, idf, listing_text, stated_values, trigrams, vocabulary
+from ipl_tools.catalog.text import document_frequency, idf, stated_values, vocabulary
 
 pytestmark = pytest.mark.slow
 POISONED = {"title": "Bravo juice add WeChat: juice_seller88", "description": "call 138 0013 8000"}
@@ -85,11 +87,13 @@ def test_past_the_fit_sample_the_model_sees_a_seeded_sample_and_projects_every_p
     assert first.metas == [every.metas[at[i]] for i in first.ids]
     model = catalog.fit()
     assert model.count == 39 and model.report["fit_sample"] == 25 and model.report["photos"] == 25
-    # the text tables count every row: a product outside the sample still matches the text on its pack
+    # counts and text are every row's: the vote, the gate and the health report see the whole catalog
+    products = Counter(m["spu"] for m in every.metas)
+    assert model.report["photos_per"]["product"] == products != Counter(m["spu"] for m in first.metas)
+    assert model.label_kind == label_kind(every.metas)  # every product here is one listing
+    assert model.report["seller_photos"] == [10, 39]
     df, documents = document_frequency(every.metas)
     assert (model.trigram_df, model.documents) == (df, documents) and model.idf == idf(df, documents)
     assert model.words == vocabulary(every.metas) and model.stated == stated_values(every.metas)
-    unseen = [m for m in every.metas if m["listing_id"] not in {x["listing_id"] for x in first.metas}]
-    assert unseen and all(trigrams(listing_text(m)) <= set(model.idf) for m in unseen)
     assert catalog.client.get_collection(model.collection).count() == 39
     assert Catalog(tmp_path / "index").model().count == 39  # a reader finds it whole, not stale

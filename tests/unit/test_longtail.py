@@ -16,7 +16,7 @@ from ipl_graph.face.evaluate import CONFIDENT, figures, longtail, reliability
 from ipl_graph.policies import Templates
 from ipl_tools.catalog.calibration import balance_weights, gate_features, logistic, with_open
 from ipl_tools.catalog.config import LEARN
-from ipl_tools.catalog.fit import _cross_fit, _fit_gate, as_records, fit, missing_mass, unvouched, with_views
+from ipl_tools.catalog.fit import Census, _cross_fit, _fit_gate, as_records, fit, missing_mass, unvouched, with_views
 from ipl_tools.catalog.health import health_lines
 from ipl_tools.catalog.index import _metadata
 from ipl_tools.catalog.model import PHOTO_KINDS, IndexModel
@@ -104,6 +104,38 @@ def clusters(sizes: dict[str, int], dim: int = 1776, spread: float = 0.5, seed: 
                    for c, n in sizes.items()])
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), [c for c, n in sizes.items()
                                                                                 for _ in range(n)]
+
+
+def test_a_fit_on_a_sample_counts_what_every_row_says():
+    """Past `fit_sample` the model is fitted on a sample, but its counts are the catalog's: a product of
+    three listings, one of them sampled, is not a product of one (the sample alone reads as a catalog
+    without products, and would fit no identity gate, and count every product missing)."""
+    x, _ = clusters({f"p{k}": 3 for k in range(20)}, spread=0.3)
+    metas = [{"listing_id": f"r{i}", "spu": f"p{i // 3}", "category": f"c{i // 15}", "attributes": "{}",
+              "photo": "phone"} for i in range(60)]
+    ids = [f"r{i}#0" for i in range(60)]
+    some = [3 * k for k in range(20)] + [1, 4, 7, 10]  # every product once, four of them twice
+    sample = as_records([ids[i] for i in some], x[some], [metas[i] for i in some])
+    alone, counted = fit(sample), fit(sample, census=Census().add(metas))
+    assert alone.label_kind == "category" and alone.gate is None
+    assert counted.label_kind == "spu" and counted.gate is not None
+    assert counted.photos_per("product") == {f"p{k}": 3 for k in range(20)} and counted.report["missing_mass"] == 0.0
+    assert counted.photos_per("category") == {f"c{k}": 15 for k in range(4)}
+    assert counted.report["seller_photos"] == [60, 60] and alone.report["seller_photos"] == [24, 24]
+
+
+def test_the_gate_reads_a_product_s_photos_as_the_fit_sample_had_them():
+    """The gate learned from held-out photos counted as the sample has them: past `fit_sample`, a
+    product's catalog photos are scaled to the sample, so that the gate is not asked about counts it
+    never saw (a product of 30 photos in a 10% sample reads as 3)."""
+    gate = [-8.0, 10.0, 5.0, 1.0]  # score, lead, log(1 + photos)
+    report = {"photos_per": {"product": {"a": 30}}, "fitted_count": 1000}
+    whole = IndexModel(count=1000, label_kind="spu", mean=np.zeros(2), matrix=None, gate=gate, report=report)
+    sampled = IndexModel(count=1000, label_kind="spu", mean=np.zeros(2), matrix=None, gate=gate,
+                         report=report | {"fit_sample": 100})
+    assert whole.fit_share == 1.0 and sampled.fit_share == 0.1
+    assert whole.identity_probability(0.8, 0.1, "a") == pytest.approx(logistic(gate, *gate_features(0.8, 0.7, 30)))
+    assert sampled.identity_probability(0.8, 0.1, "a") == pytest.approx(logistic(gate, *gate_features(0.8, 0.7, 3)))
 
 
 def test_the_category_probe_corrects_for_how_many_photos_a_category_has():

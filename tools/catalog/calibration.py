@@ -67,7 +67,7 @@ def with_open(closed: np.ndarray, right: np.ndarray, classes: list[Any], open_: 
     return np.vstack([closed, o]), np.concatenate([right, np.zeros(len(o))]), np.concatenate([wc, wo])
 
 
-def gate_features(score: float, runner_up: float, photos: int) -> list[float]:
+def gate_features(score: float, runner_up: float, photos: float) -> list[float]:
     """What the identity gate judges a top hit by: its score, its lead over the next product, and
     log(1 + the catalog photos of its product). Wrongly trusted top hits are mostly products of two or
     three photos (a sibling of the seller's product: one photo of it may happen to match well). Held

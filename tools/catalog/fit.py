@@ -22,7 +22,7 @@ from __future__ import annotations
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -66,19 +66,16 @@ def as_records(ids: Iterable[str], vectors: np.ndarray, metas: list[dict[str, An
 
 def label_kind(metas: list[dict[str, Any]]) -> str:
     """'spu' when most listings belong to a multi-listing spu group, else 'category' when there are
-    categories to separate, else 'none'."""
-    listings = {m["listing_id"]: m for m in metas}
-    spus = Counter(m.get("spu") for m in listings.values() if m.get("spu"))
-    grouped = sum(c for c in spus.values() if c >= 2)
-    if grouped >= 0.5 * len(listings) and len(spus) >= 2:
-        return "spu"
-    categories = Counter(m.get("category") for m in metas if m.get("category"))
-    return "category" if sum(1 for c in categories.values() if c >= 2) >= 2 else "none"
+    categories to separate, else 'none' (`Census.label_kind`)."""
+    return Census().add(metas).label_kind()
 
 
-def fit(records: Records, seed: int = 0) -> IndexModel:
+def fit(records: Records, seed: int = 0, census: Census | None = None) -> IndexModel:
+    """The model of a catalog from its photos `records` (all of them, or a sample past `fit_sample`),
+    its counts and text from `census` (every row's; default: counted from `records`)."""
     started = time.perf_counter()
-    kind = label_kind(records.metas)
+    census = census or Census().add(records.metas)
+    kind = census.label_kind()
     labels = records.group(kind)
     rng = np.random.default_rng(seed)
     some = rng.permutation(len(labels))[: LEARN.max_projection]
@@ -91,11 +88,10 @@ def fit(records: Records, seed: int = 0) -> IndexModel:
     model.probes = fit_probes(records.vectors, _labels(records))
     report: dict[str, Any] = {"photos": len(records.vectors), "label_kind": kind, "held_out": len(held["top_ok"]),
                               "views": len(records.view_of) if records.view_of is not None else 0}
-    report["photos_per"] = photos_per(records)
-    categories = sorted(studio_only(records.metas, records.group("category")))
-    products = sorted(studio_only(records.metas, records.group("spu"))) if kind == "spu" else []
-    report["studio_only"] = {"category": categories, "product": products}
-    report["seller_photos"] = [sellers_photos(records.metas), len(records.metas)]
+    report["photos_per"] = census.photos_per()  # what a query meets; the held-out photos met the sample's
+    report["studio_only"] = {"category": sorted(census.studio_only("category")),
+                             "product": sorted(census.studio_only("product")) if kind == "spu" else []}
+    report["seller_photos"] = [census.sellers, census.photos]
     report["unvouched"] = counted(report)
     if held["top_ok"]:
         ok = np.array(held["top_ok"], dtype=float)
@@ -107,19 +103,83 @@ def fit(records: Records, seed: int = 0) -> IndexModel:
         _fit_category(model, held, report)
     model.attributes, report["held_out_attributes"] = _fit_attributes(held["attr"] | _lookalike_samples(records, rng))
     model.colours, model.colour_names = _colour_table(records)
-    count_text(model, records.metas)
+    model.trigram_df, model.documents = census.trigram_df, census.documents
+    model.idf = idf(census.trigram_df, census.documents)
+    model.words, model.stated = census.words, census.stated
     model.report = report | {"fit_s": round(time.perf_counter() - started, 1)}
     return model
 
 
+@dataclass
+class Census:
+    """What every catalog row says, counted page by page (`add`): its classes' photos, which classes it
+    knows by studio shots alone, its sellers' photos, and its text tables (the title trigrams' document
+    frequency for the IDF that OCR text is matched with, the vocabulary the gate checks OCR text
+    against, the values each category states).
+
+    The model keeps these of every row, not of the photos it was fitted on: past `fit_sample` those are
+    a sample (`Catalog._refit` counts the rest). A query is searched against every photo, and a count
+    from a sample is wrong for it: a product of ten photos shows one or none (the gate's photo count,
+    the vote's prior correction), a catalog of products of a few listings reads as one without
+    products (`label_kind`: no identity gate) and its products as missing (`missing_mass`), the
+    health report names the wrong classes, and a product outside the sample had no IDF for its title
+    (the text on its pack matched nothing). The held-out photos, scored against the sample, are
+    still counted as the sample has them (`_cross_fit`)."""
+
+    categories: Counter[str] = field(default_factory=Counter)
+    products: Counter[str] = field(default_factory=Counter)
+    studio: dict[str, set[str]] = field(default_factory=lambda: {"category": set(), "product": set()})
+    seller: dict[str, set[str]] = field(default_factory=lambda: {"category": set(), "product": set()})
+    sellers: int = 0
+    photos: int = 0
+    listings: int = 0
+    spu_listings: Counter[str] = field(default_factory=Counter)
+    """Listings per spu group (a listing whose photos come in two pages counts twice)."""
+    trigram_df: dict[str, int] = field(default_factory=dict)
+    documents: int = 0
+    words: dict[str, int] = field(default_factory=dict)
+    stated: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+
+    def add(self, metas: list[dict[str, Any]]) -> Census:
+        groups = {"category": [str(m.get("category") or "") for m in metas],
+                  "product": [str(m.get("spu") or m["listing_id"]) for m in metas]}
+        self.categories.update(c for c in groups["category"] if c)
+        self.products.update(groups["product"])
+        for kind, group in groups.items():
+            studio, seller = photo_kinds(metas, group)
+            self.studio[kind] |= studio
+            self.seller[kind] |= seller
+        self.sellers += sellers_photos(metas)
+        self.photos += len(metas)
+        listings = {m["listing_id"]: m for m in metas}
+        self.listings += len(listings)
+        self.spu_listings.update(str(m["spu"]) for m in listings.values() if m.get("spu"))
+        self.trigram_df, documents = document_frequency(metas, into=self.trigram_df)
+        self.documents += documents
+        self.words = vocabulary(metas, into=self.words)
+        self.stated = stated_values(metas, into=self.stated)
+        return self
+
+    def photos_per(self) -> dict[str, dict[str, int]]:
+        """{"category": {category: photos}, "product": {spu group or listing: photos}}."""
+        return {"category": dict(self.categories), "product": dict(self.products)}
+
+    def studio_only(self, kind: str) -> set[str]:
+        return self.studio[kind] - self.seller[kind]
+
+    def label_kind(self) -> str:
+        """What the projection separates: 'spu' when most listings belong to a multi-listing spu group,
+        else 'category' when there are categories to separate, else 'none'. Read from every row: in a
+        sample most listings of a product of a few are alone."""
+        grouped = sum(c for c in self.spu_listings.values() if c >= 2)
+        if grouped >= 0.5 * self.listings and len(self.spu_listings) >= 2:
+            return "spu"
+        return "category" if sum(1 for c in self.categories.values() if c >= 2) >= 2 else "none"
+
+
 def count_text(model: IndexModel, metas: list[dict[str, Any]]) -> None:
-    """Count catalog rows' text into the model's tables: the title trigrams' IDF that OCR text is
-    matched with (`text.idf`), the vocabulary the gate checks OCR text against (`text.vocabulary`) and
-    the values each category states (`text.stated_values`). These describe every catalog row, not
-    what the projection and calibrations were fitted on: a fit on a sample counts the rest page by
-    page (`Catalog._refit`), and rows added without a refit are counted in (`Catalog._extend`). Without
-    them, a product outside the sample or added since had no IDF for its title (its text matched
-    nothing), no words for the gate, and its stated values were no candidates."""
+    """Count the text of catalog rows added without a refit into the model's tables (`Census`'s text
+    tables, as the fit keeps them): their titles are matched and their words and values known at once."""
     model.trigram_df, documents = document_frequency(metas, into=model.trigram_df)
     model.documents += documents
     model.idf = idf(model.trigram_df, model.documents)
@@ -315,6 +375,13 @@ def enough_sellers(sellers: int, photos: int) -> bool:
 
 def studio_only(metas: list[dict[str, Any]], group: Any) -> set[str]:
     """The classes (`group` of each photo) with studio shots and no seller's photo."""
+    studio, seller = photo_kinds(metas, group)
+    return studio - seller
+
+
+def photo_kinds(metas: list[dict[str, Any]], group: Any) -> tuple[set[str], set[str]]:
+    """(the classes with a studio shot, the classes with a seller's photo) among the photos `metas`
+    (`group`: each one's class)."""
     studio: set[str] = set()
     seller: set[str] = set()
     for m, g in zip(metas, group, strict=True):
@@ -322,7 +389,7 @@ def studio_only(metas: list[dict[str, Any]], group: Any) -> set[str]:
             studio.add(str(g))
         elif g and m.get("photo") in SELLER_PHOTOS:
             seller.add(str(g))
-    return studio - seller
+    return studio, seller
 
 
 def counted(report: dict[str, Any]) -> dict[str, float]:
@@ -338,11 +405,11 @@ def revouched(report: dict[str, Any], added: Records) -> None:
     from before these were kept is left as it is (the next refit counts)."""
     if "studio_only" not in report:
         return
-    for kind, field in [("category", "category"), ("product", "spu")]:
+    for kind, label in [("category", "category"), ("product", "spu")]:
         if kind == "product" and report.get("label_kind") != "spu":
             continue
         known = set((report.get("photos_per") or {}).get(kind) or {})
-        groups = [str(g) for g in added.group(field)]
+        groups = [str(g) for g in added.group(label)]
         vouched = {g for m, g in zip(added.metas, groups, strict=True) if g and m.get("photo") in SELLER_PHOTOS}
         new = {g for m, g in zip(added.metas, groups, strict=True) if g and m.get("photo") == STUDIO} - known
         report["studio_only"][kind] = sorted((set(report["studio_only"][kind]) | new) - vouched)

@@ -45,7 +45,7 @@ from ipl_graph.schemas import Neighbour, Photo
 from ipl_graph.taming import chromadb_imports
 from ipl_tools.catalog.chroma_server import ServerIndex, ServerModelStore, connect, is_url
 from ipl_tools.catalog.config import LEARN
-from ipl_tools.catalog.fit import Records, as_records, count_text, photos_per, revouched
+from ipl_tools.catalog.fit import Census, Records, as_records, count_text, photos_per, revouched
 from ipl_tools.catalog.fit import fit as learn_fit
 from ipl_tools.catalog.model import MODEL_FILE, PHOTO_KINDS, SELLER, SELLER_PHOTOS, STUDIO, IndexModel
 from ipl_tools.catalog.text import attributes_of
@@ -743,6 +743,13 @@ class Catalog:
                     metas[n] = dict(m)
         return as_records(chosen, out, metas)
 
+    def metadatas(self, page: int = 5000) -> Iterator[list[dict[str, Any]]]:
+        """The catalog rows' metadata, `page` photos at a time (no vectors: what a census reads)."""
+        for offset in range(0, self.count(), page):
+            with self._reading():
+                got = self.collection.get(include=["metadatas"], limit=page, offset=offset)
+            yield [dict(m) for m in got["metadatas"]]
+
     def pages(self, page: int = 5000) -> Iterator[tuple[list[str], np.ndarray, list[dict[str, Any]]]]:
         """The catalog photos, `page` at a time in the order they were added: (ids, raw vectors (B, D), metadata)."""
         for offset in range(0, self.count(), page):
@@ -762,10 +769,14 @@ class Catalog:
         if not len(records.vectors):
             raise IndexMissingError(f"the catalog index at {self.location} is empty; add listings with `ipl index`")
         records.views, records.view_of = self.views_of(records.ids)
-        model = learn_fit(records)
         count = self.count()
+        sampled = len(records.ids) < count
+        census = Census()
+        for metas in self.metadatas() if sampled else [records.metas]:  # what every row says, not the sample
+            census.add(metas)
+        model = learn_fit(records, census=census)
         model.report["fitted_count"] = count  # photos at this full fit: `_extend` measures growth from it
-        if len(records.ids) < count:  # fitted on a sample: the model still describes the whole catalog
+        if sampled:  # fitted on a sample: the model still describes the whole catalog
             model.count = count
             model.report["fit_sample"] = len(records.ids)
         before = self._learned_names()
@@ -774,15 +785,10 @@ class Catalog:
         with self._reading():
             learned = self._collection(model.collection)
             step = self.client.get_max_batch_size()
-        sampled = len(records.ids) < count
         pages = self.pages(step) if sampled else [(records.ids, records.vectors, records.metas)]
         del records
-        if sampled:  # the text tables describe every row, not the sample (`fit.count_text`)
-            model.trigram_df, model.documents, model.words, model.stated = {}, 0, {}, {}
         for ids, vectors, metas in pages:
             self._project_into(learned, model, ids, vectors, metas, step)
-            if sampled:
-                count_text(model, metas)
         self._save(model)  # the swap: from here on readers go to the new collection
         with self._reading():
             for name in before:

@@ -21,8 +21,8 @@ MODEL_FORMAT = 6
 """Bumped when what a saved model means changes (2: the category blend's weights depend on the label kind;
 3: the category probe's prior correction and the stated category confidence; 4: no probe in the
 category blend of a catalog with spu groups, and the classes it cannot vouch for; 5: the probe's
-weight per category scaled by its catalog photos; 6: the text tables count every catalog row, and
-keep the trigrams' document frequency to count added rows in); a model
+weight per category scaled by its catalog photos; 6: the counts and text tables are every catalog row's,
+not the fit sample's, and the trigrams' document frequency is kept to count added rows in); a model
 saved in another format is refitted on load, from the catalog in the index."""
 
 
@@ -133,7 +133,8 @@ class IndexModel:
         groups. Lowered for the sellers of products known by studio shots alone (`absorbed`)."""
         if not self.gate:
             return 0.0
-        features = gate_features(score, score - margin, self.photos_per("product").get(str(product), 0))
+        photos = self.photos_per("product").get(str(product), 0) * self.fit_share
+        features = gate_features(score, score - margin, photos)
         return self.absorbed(logistic(self.gate, *features[: len(self.gate) - 1]), "product", product)  # older: 2
 
     def category_confidence(self, category: str, share: float, score: float) -> tuple[float, float]:
@@ -179,6 +180,15 @@ class IndexModel:
     def category_photos(self) -> dict[str, int]:
         """{category: catalog photos}: the category vote is corrected for them (`votes.corrected`)."""
         return dict(self.photos_per("category"))
+
+    @property
+    def fit_share(self) -> float:
+        """The share of the catalog's photos the model was fitted on (1 unless past `fit_sample`). The
+        gate learned from held-out photos counted as the sample has them: a product's photos are
+        scaled by it for the gate, so that a product of 30 photos in a 10% sample reads as the 3 its
+        held-out photos saw."""
+        sample, fitted = self.report.get("fit_sample"), self.report.get("fitted_count")
+        return sample / fitted if sample and fitted else 1.0
 
     def photos_per(self, kind: str) -> dict[str, int]:
         """{class: catalog photos} of `kind` ('category' or 'product'), as the fit counted them ({} before)."""
