@@ -172,7 +172,7 @@ def test_a_killed_fit_is_finished_by_ipl_index_not_by_a_reader(index, tmp_path, 
 
     listings = write_rows(tmp_path / "more.jsonl", sample_rows(12) + sample_rows(40)[1:3])
 
-    def killed(records):
+    def killed(records, **_):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(index_module, "learn_fit", killed)
@@ -192,7 +192,7 @@ def test_concurrent_readers_write_nothing(index, built, tmp_path):
     killed all list from the photos alone; neither time does any of them fit or write what IPL keeps."""
     stale = Path(shutil.copytree(index, tmp_path / "stale"))
     listings = write_rows(tmp_path / "more.jsonl", sample_rows(12) + sample_rows(40)[1:2])
-    kill = ("import sys; from ipl_tools.catalog import index; index.learn_fit = lambda r: sys.exit(9); "
+    kill = ("import sys; from ipl_tools.catalog import index; index.learn_fit = lambda r, **_: sys.exit(9); "
             "from ipl_graph.face.cli import main; main(sys.argv[1:])")
     assert subprocess.run([sys.executable, "-c", kill, "index", str(listings), "--index", str(stale), "--refit"],
                           capture_output=True, timeout=300).returncode == 9
