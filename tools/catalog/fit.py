@@ -154,10 +154,7 @@ class Census:
         listings = {m["listing_id"]: m for m in metas}
         self.listings += len(listings)
         self.spu_listings.update(str(m["spu"]) for m in listings.values() if m.get("spu"))
-        self.trigram_df, documents = document_frequency(metas, into=self.trigram_df)
-        self.documents += documents
-        self.words = vocabulary(metas, into=self.words)
-        self.stated = stated_values(metas, into=self.stated)
+        _add_text(self, metas)
         return self
 
     def photos_per(self) -> dict[str, dict[str, int]]:
@@ -180,11 +177,17 @@ class Census:
 def count_text(model: IndexModel, metas: list[dict[str, Any]]) -> None:
     """Count the text of catalog rows added without a refit into the model's tables (`Census`'s text
     tables, as the fit keeps them): their titles are matched and their words and values known at once."""
-    model.trigram_df, documents = document_frequency(metas, into=model.trigram_df)
-    model.documents += documents
+    _add_text(model, metas)
     model.idf = idf(model.trigram_df, model.documents)
-    model.words = vocabulary(metas, into=model.words)
-    model.stated = stated_values(metas, into=model.stated)
+
+
+def _add_text(tables: Census | IndexModel, metas: list[dict[str, Any]]) -> None:
+    """Add the rows' text to the text tables of a census or a model: the title trigrams' document
+    frequency and the listings counted, the vocabulary, the values each category states."""
+    tables.trigram_df, documents = document_frequency(metas, into=tables.trigram_df)
+    tables.documents += documents
+    tables.words = vocabulary(metas, into=tables.words)
+    tables.stated = stated_values(metas, into=tables.stated)
 
 
 def with_views(records: Records, rows: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

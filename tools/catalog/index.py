@@ -723,9 +723,7 @@ class Catalog:
                 vectors.append(got_vectors)
                 metas += got_metas
             return as_records(ids, np.concatenate(vectors) if vectors else np.zeros((0, 0), np.float32), metas)
-        with self._reading():
-            every = [i for offset in range(0, count, page)
-                     for i in self.collection.get(include=[], limit=page, offset=offset)["ids"]]
+        every = [i for got in self._paged([], page) for i in got["ids"]]
         chosen = [every[i] for i in np.sort(np.random.default_rng(seed).choice(len(every), limit, replace=False))]
         del every
         out = np.zeros((len(chosen), 0), np.float32)
@@ -745,17 +743,21 @@ class Catalog:
 
     def metadatas(self, page: int = 5000) -> Iterator[list[dict[str, Any]]]:
         """The catalog rows' metadata, `page` photos at a time (no vectors: what a census reads)."""
-        for offset in range(0, self.count(), page):
-            with self._reading():
-                got = self.collection.get(include=["metadatas"], limit=page, offset=offset)
+        for got in self._paged(["metadatas"], page):
             yield [dict(m) for m in got["metadatas"]]
 
     def pages(self, page: int = 5000) -> Iterator[tuple[list[str], np.ndarray, list[dict[str, Any]]]]:
         """The catalog photos, `page` at a time in the order they were added: (ids, raw vectors (B, D), metadata)."""
+        for got in self._paged(["embeddings", "metadatas"], page):
+            yield got["ids"], np.asarray(got["embeddings"], dtype=np.float32), [dict(m) for m in got["metadatas"]]
+
+    def _paged(self, include: list[str], page: int) -> Iterator[Any]:
+        """Chroma's answers for the catalog photos, `page` at a time in the order they were added,
+        with what `include` names (the ids always)."""
         for offset in range(0, self.count(), page):
             with self._reading():
-                got = self.collection.get(include=["embeddings", "metadatas"], limit=page, offset=offset)
-            yield got["ids"], np.asarray(got["embeddings"], dtype=np.float32), [dict(m) for m in got["metadatas"]]
+                got = self.collection.get(include=include, limit=page, offset=offset)
+            yield got
 
     def fit(self) -> IndexModel:
         """Learn the projection and calibrations from the catalog, under the folder's write lock."""
