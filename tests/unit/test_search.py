@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 
 import numpy as np
 import pytest
@@ -20,6 +21,7 @@ from ipl_tools.catalog.searcher import aggregate, product_of
 from ipl_tools.catalog.text import (
     clashes,
     document_frequency,
+    fold,
     idf,
     listing_text,
     stated_values,
@@ -104,6 +106,15 @@ def test_the_text_tables_grown_row_by_row_are_those_counted_at_once():
     assert model.idf[" oa"] > model.idf["lk "]  # one listing says 'oat', two say 'milk'
     assert text_match(trigrams("OATLY"), trigrams(listing_text(ROWS[2])), model.idf) > 0.3
     assert IndexModel(count=2, label_kind="spu", mean=np.zeros(2), matrix=None).idf == {}
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.text(max_size=40) | st.text(st.characters(max_codepoint=127), max_size=40))
+def test_folding_ascii_text_fast_is_folding_it_in_full(text):
+    """`fold` skips Unicode decomposition for ASCII text: the same folded text as the full path, for
+    any text (what OCR reads on a pack is matched through it)."""
+    full = "".join(c for c in unicodedata.normalize("NFKD", text.casefold()) if not unicodedata.combining(c))
+    assert fold(text) == full
 
 
 def meta(listing, spu=None, **more):
